@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import time
 
 import pytest
@@ -14,9 +16,9 @@ from services.runtime.supervisor import Backoff, Supervisor
 LOG = get_logger("test.supervisor")
 
 
-async def poll(predicate, timeout: float = 5.0, interval: float = 0.005) -> None:
+async def poll(predicate, within: float = 5.0, interval: float = 0.005) -> None:
     """Waits until `predicate()` is true; fails the test at the deadline."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached before the deadline")
@@ -37,11 +39,11 @@ async def test_a_crashing_task_is_restarted_with_growing_backoff():
         await poll(lambda: len(starts) >= 5)
     finally:
         await supervisor.shutdown(timeout=1.0)
-    intervals = [b - a for a, b in zip(starts, starts[1:], strict=False)][:4]
+    intervals = [b - a for a, b in itertools.pairwise(starts)][:4]
     # Restart n waits in [initial*2**(n-1)/2, initial*2**(n-1)]: never shorter than half its base.
     for n, interval in enumerate(intervals, start=1):
         assert interval >= 0.95 * backoff.initial * 2 ** (n - 1) / 2, intervals
-    for earlier, later in zip(intervals, intervals[1:], strict=False):
+    for earlier, later in itertools.pairwise(intervals):
         assert later > 0.8 * earlier, intervals
     assert intervals[-1] > 2.5 * intervals[0], intervals
     [stats] = supervisor.stats()
@@ -72,9 +74,12 @@ async def test_restart_policies_never_and_on_failure():
         states = {s.name: s for s in supervisor.stats()}
         await poll(lambda: {s.name: s.state for s in supervisor.stats()}["never"] == "failed")
         states = {s.name: s for s in supervisor.stats()}
-        assert states["never"].failures == 1 and states["never"].restarts == 0
-        assert states["finishes"].state == "done" and states["finishes"].failures == 0
-        assert runs["never"] == 1 and runs["finishes"] == 1
+        assert states["never"].failures == 1
+        assert states["never"].restarts == 0
+        assert states["finishes"].state == "done"
+        assert states["finishes"].failures == 0
+        assert runs["never"] == 1
+        assert runs["finishes"] == 1
     finally:
         await supervisor.shutdown(timeout=1.0)
 
@@ -124,7 +129,7 @@ async def test_periodic_job_keeps_its_schedule_through_failures():
     assert stats.kind == "periodic"
     assert stats.failures == stats.runs // 2 >= 3
     # start-to-start: about one interval apart, failures or not
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(0.025 <= gap < 0.3 for gap in gaps), gaps
 
 
@@ -168,7 +173,8 @@ async def test_worker_pool_counters_are_true_and_a_full_queue_refuses_at_once():
     with pytest.raises(ResourceExhausted) as refused:
         pool.submit(quick)
     assert time.monotonic() - began < 0.05
-    assert refused.value.reason == "POOL_QUEUE_FULL" and refused.value.retry_after > 0
+    assert refused.value.reason == "POOL_QUEUE_FULL"
+    assert refused.value.retry_after > 0
     assert pool.stats().rejected == 1
 
     release.set()
@@ -223,7 +229,9 @@ async def test_pool_never_runs_more_than_its_bound_under_concurrent_submitters()
         return i
 
     async def submitter(base: int) -> list[int]:
-        return list(await asyncio.gather(*(pool.run(lambda i=i: job(i)) for i in range(base, base + 40))))
+        return list(
+            await asyncio.gather(*(pool.run(functools.partial(job, i)) for i in range(base, base + 40)))
+        )
 
     results = await asyncio.gather(*(submitter(k * 40) for k in range(5)))
     assert sorted(x for chunk in results for x in chunk) == list(range(200))
@@ -248,7 +256,9 @@ async def test_pool_shutdown_drops_the_queue_and_refuses_new_work():
     assert all(f.cancelled() for f in queued)
     assert running.done()
     stats = pool.stats()
-    assert stats.cancelled == 4 and stats.active == 0 and stats.queued == 0
+    assert stats.cancelled == 4
+    assert stats.active == 0
+    assert stats.queued == 0
     with pytest.raises(Exception) as refused:
         pool.submit(wait_for_gate)
     assert getattr(refused.value, "reason", "") == "SHUTTING_DOWN"
