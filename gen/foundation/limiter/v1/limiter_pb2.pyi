@@ -69,11 +69,23 @@ class CreateLimiterRequest(_message.Message):
     limiter: Limiter
     def __init__(self, limiter_id: _Optional[str] = ..., limiter: _Optional[_Union[Limiter, _Mapping]] = ...) -> None: ...
 
+class CreateLimiterResponse(_message.Message):
+    __slots__ = ("limiter",)
+    LIMITER_FIELD_NUMBER: _ClassVar[int]
+    limiter: Limiter
+    def __init__(self, limiter: _Optional[_Union[Limiter, _Mapping]] = ...) -> None: ...
+
 class GetLimiterRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetLimiterResponse(_message.Message):
+    __slots__ = ("limiter",)
+    LIMITER_FIELD_NUMBER: _ClassVar[int]
+    limiter: Limiter
+    def __init__(self, limiter: _Optional[_Union[Limiter, _Mapping]] = ...) -> None: ...
 
 class ListLimitersRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -98,6 +110,12 @@ class UpdateLimiterRequest(_message.Message):
     limiter: Limiter
     update_mask: _field_mask_pb2.FieldMask
     def __init__(self, limiter: _Optional[_Union[Limiter, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateLimiterResponse(_message.Message):
+    __slots__ = ("limiter",)
+    LIMITER_FIELD_NUMBER: _ClassVar[int]
+    limiter: Limiter
+    def __init__(self, limiter: _Optional[_Union[Limiter, _Mapping]] = ...) -> None: ...
 
 class DeleteLimiterRequest(_message.Message):
     __slots__ = ("name",)

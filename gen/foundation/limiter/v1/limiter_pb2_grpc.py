@@ -43,12 +43,12 @@ class LimiterServiceStub:
         self.CreateLimiter = channel.unary_unary(
                 '/foundation.limiter.v1.LimiterService/CreateLimiter',
                 request_serializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.CreateLimiterRequest.SerializeToString,
-                response_deserializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.Limiter.FromString,
+                response_deserializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.CreateLimiterResponse.FromString,
                 _registered_method=True)
         self.GetLimiter = channel.unary_unary(
                 '/foundation.limiter.v1.LimiterService/GetLimiter',
                 request_serializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.GetLimiterRequest.SerializeToString,
-                response_deserializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.Limiter.FromString,
+                response_deserializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.GetLimiterResponse.FromString,
                 _registered_method=True)
         self.ListLimiters = channel.unary_unary(
                 '/foundation.limiter.v1.LimiterService/ListLimiters',
@@ -58,7 +58,7 @@ class LimiterServiceStub:
         self.UpdateLimiter = channel.unary_unary(
                 '/foundation.limiter.v1.LimiterService/UpdateLimiter',
                 request_serializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.UpdateLimiterRequest.SerializeToString,
-                response_deserializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.Limiter.FromString,
+                response_deserializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.UpdateLimiterResponse.FromString,
                 _registered_method=True)
         self.DeleteLimiter = channel.unary_unary(
                 '/foundation.limiter.v1.LimiterService/DeleteLimiter',
@@ -180,12 +180,12 @@ def add_LimiterServiceServicer_to_server(servicer, server):
             'CreateLimiter': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateLimiter,
                     request_deserializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.CreateLimiterRequest.FromString,
-                    response_serializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.Limiter.SerializeToString,
+                    response_serializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.CreateLimiterResponse.SerializeToString,
             ),
             'GetLimiter': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLimiter,
                     request_deserializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.GetLimiterRequest.FromString,
-                    response_serializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.Limiter.SerializeToString,
+                    response_serializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.GetLimiterResponse.SerializeToString,
             ),
             'ListLimiters': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLimiters,
@@ -195,7 +195,7 @@ def add_LimiterServiceServicer_to_server(servicer, server):
             'UpdateLimiter': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateLimiter,
                     request_deserializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.UpdateLimiterRequest.FromString,
-                    response_serializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.Limiter.SerializeToString,
+                    response_serializer=foundation_dot_limiter_dot_v1_dot_limiter__pb2.UpdateLimiterResponse.SerializeToString,
             ),
             'DeleteLimiter': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteLimiter,
@@ -260,7 +260,7 @@ class LimiterService:
             target,
             '/foundation.limiter.v1.LimiterService/CreateLimiter',
             foundation_dot_limiter_dot_v1_dot_limiter__pb2.CreateLimiterRequest.SerializeToString,
-            foundation_dot_limiter_dot_v1_dot_limiter__pb2.Limiter.FromString,
+            foundation_dot_limiter_dot_v1_dot_limiter__pb2.CreateLimiterResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -287,7 +287,7 @@ class LimiterService:
             target,
             '/foundation.limiter.v1.LimiterService/GetLimiter',
             foundation_dot_limiter_dot_v1_dot_limiter__pb2.GetLimiterRequest.SerializeToString,
-            foundation_dot_limiter_dot_v1_dot_limiter__pb2.Limiter.FromString,
+            foundation_dot_limiter_dot_v1_dot_limiter__pb2.GetLimiterResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -341,7 +341,7 @@ class LimiterService:
             target,
             '/foundation.limiter.v1.LimiterService/UpdateLimiter',
             foundation_dot_limiter_dot_v1_dot_limiter__pb2.UpdateLimiterRequest.SerializeToString,
-            foundation_dot_limiter_dot_v1_dot_limiter__pb2.Limiter.FromString,
+            foundation_dot_limiter_dot_v1_dot_limiter__pb2.UpdateLimiterResponse.FromString,
             options,
             channel_credentials,
             insecure,
