@@ -36,7 +36,7 @@ protos-check: venv
 # Sets the buf breaking-change baseline to the current contracts. Only on purpose, in its own commit.
 baseline: venv
 	$(BIN)/python scripts/gen_protos.py --third-party-only
-	$(BIN)/buf build -o protos/baseline.binpb
+	$(BIN)/buf build protos -o protos/baseline.binpb
 
 lint: venv
 	$(BIN)/ruff check .
