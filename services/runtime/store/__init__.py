@@ -1,0 +1,26 @@
+"""The database layer shared by all services: SQLAlchemy Core, a group-commit writer thread, Alembic.
+
+    from services.runtime.store import Store, BatchHandler, StoreUnavailable, StoreTimeout, metadata
+    from services.runtime.store.migrate import upgrade
+
+See DESIGN.md §4 (store) for why writes are batched the way they are.
+"""
+
+from services.runtime.store.engine import Dialect, safe_url
+from services.runtime.store.errors import StoreTimeout, StoreUnavailable, StoreUrlError
+from services.runtime.store.schema import metadata
+from services.runtime.store.store import Store
+from services.runtime.store.writer import BatchHandler, HandlerContractError, WriterStats
+
+__all__ = [
+    "BatchHandler",
+    "Dialect",
+    "HandlerContractError",
+    "Store",
+    "StoreTimeout",
+    "StoreUnavailable",
+    "StoreUrlError",
+    "WriterStats",
+    "metadata",
+    "safe_url",
+]

@@ -1,0 +1,117 @@
+"""Engines for the two supported databases, set up the way the writer and the readers rely on.
+
+SQLite (the documented SQLAlchemy recipe for the sqlite3 driver): the driver's own transaction handling is
+switched off (`isolation_level = None`) and the `begin` event emits BEGIN itself, so a transaction really
+starts where SQLAlchemy says it does. Connections opened for writing carry the execution option
+`foundation_sqlite_begin="IMMEDIATE"` and take the write lock at BEGIN: two writers (two processes on one
+file) then queue on `busy_timeout` instead of failing with SQLITE_BUSY when a read lock cannot be upgraded.
+Every connection runs WAL (readers never block the writer) with `synchronous=NORMAL` (durable across
+process crashes; a power cut may lose the last commits, not corrupt the file).
+
+PostgreSQL goes through psycopg 3 with `statement_timeout` and `lock_timeout` set per session and
+`pool_pre_ping`, so a connection broken by a server restart is replaced at the next checkout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from services.runtime.config import StoreSettings
+from services.runtime.store.errors import StoreUrlError
+
+Dialect = Literal["sqlite", "postgresql"]
+
+SQLITE_BEGIN_OPTION = "foundation_sqlite_begin"
+"""Execution option naming the SQLite BEGIN mode of a connection: DEFERRED (default), IMMEDIATE, EXCLUSIVE."""
+
+_SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
+_PG_CONNECT_TIMEOUT_S = 5
+_POOL_SPARE = 2  # connections beyond the readers and the writer: migrations, ad-hoc checks
+
+
+def parse_url(url: str) -> tuple[sa.URL, Dialect]:
+    """Checks a database URL and returns it with psycopg 3 chosen for PostgreSQL.
+
+    Raises StoreUrlError for anything but a SQLite file or PostgreSQL.
+    """
+    try:
+        parsed = sa.make_url(url.strip())
+    except sa.exc.ArgumentError as exc:
+        raise StoreUrlError(f"not a database URL: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
+            raise StoreUrlError(
+                "in-memory SQLite is not supported (each connection would see its own database); "
+                "use a file, e.g. sqlite:///data/foundation.db"
+            )
+        return parsed.set(drivername="sqlite+pysqlite"), "sqlite"
+    if backend in ("postgresql", "postgres"):
+        if "+" in parsed.drivername and parsed.get_driver_name() != "psycopg":
+            raise StoreUrlError(f"PostgreSQL is used through psycopg 3, not {parsed.get_driver_name()}")
+        return parsed.set(drivername="postgresql+psycopg"), "postgresql"
+    raise StoreUrlError(f"unsupported database {backend!r}: use sqlite:///<file> or postgresql://…")
+
+
+def safe_url(url: str | sa.URL) -> str:
+    """The URL as text with any password replaced by `***` (for messages and logs)."""
+    try:
+        parsed = url if isinstance(url, sa.URL) else sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return "<unparsable database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def create_engine(url: str, settings: StoreSettings) -> tuple[sa.Engine, Dialect]:
+    """An engine for `url` with the connection set-up described in the module docstring.
+
+    Creates a SQLite file's directory. Does not connect.
+    """
+    parsed, dialect = parse_url(url)
+    pool: dict[str, Any] = {
+        "pool_size": settings.read_threads + 1 + _POOL_SPARE,
+        "max_overflow": _POOL_SPARE,
+        "pool_timeout": max(1.0, settings.statement_timeout_ms / 1000),
+        "pool_pre_ping": True,
+    }
+    if dialect == "sqlite":
+        Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, **pool)
+        _install_sqlite_hooks(engine, busy_timeout_ms=settings.statement_timeout_ms)
+        return engine, dialect
+    connect_args: dict[str, Any] = {"application_name": "foundation"}
+    if "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
+    if "options" not in parsed.query:
+        # One limit for both: a statement never runs longer, and a lock wait ends as a retryable
+        # lock_not_available rather than a cancelled statement whenever the wait is what took the time.
+        timeout = settings.statement_timeout_ms
+        connect_args["options"] = f"-c statement_timeout={timeout} -c lock_timeout={timeout}"
+    return sa.create_engine(parsed, connect_args=connect_args, **pool), dialect
+
+
+def _install_sqlite_hooks(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's `begin` event below (sqlite3's legacy mode would
+        # otherwise delay BEGIN to the first DML statement).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        if mode not in _SQLITE_BEGIN_MODES:
+            raise ValueError(f"{SQLITE_BEGIN_OPTION} must be one of {sorted(_SQLITE_BEGIN_MODES)}")
+        conn.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,228 @@
+"""`Store`: the one object services use to reach the database.
+
+Writes go through the group-commit writer thread (`write` for batchable operations, `transaction` for a
+function that needs a transaction of its own); reads run on a bounded pool of threads with their own
+connections. Nothing here blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+import structlog
+
+from services.runtime.config import StoreSettings
+from services.runtime.errors import ResourceExhausted, ServiceError
+from services.runtime.store.clock import BatchClock, postgres_now_us
+from services.runtime.store.engine import Dialect, create_engine, safe_url
+from services.runtime.store.errors import (
+    StoreTimeout,
+    StoreUnavailable,
+    is_disconnect,
+    is_statement_timeout,
+    one_line,
+)
+from services.runtime.store.writer import BatchHandler, GroupCommitWriter, Pending, WriterStats
+
+OpT = TypeVar("OpT")
+ResT = TypeVar("ResT")
+T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
+
+
+class Store:
+    """An open database: engine, writer thread and read pool. Create with `Store.open`."""
+
+    url: str
+    """The database URL as given (may hold a password: print `safe_url` instead)."""
+    dialect: Dialect
+    engine: sa.Engine
+    """Shared by the writer and the readers. Plain `engine.begin()` is a DEFERRED transaction on SQLite:
+    write through `write`/`transaction`, which take the write lock up front."""
+
+    def __init__(self, url: str, dialect: Dialect, engine: sa.Engine, settings: StoreSettings) -> None:
+        self.url = url
+        self.dialect = dialect
+        self.engine = engine
+        self.settings = settings
+        self._clock = BatchClock() if dialect == "sqlite" else None
+        self._writer = GroupCommitWriter(engine, settings, self._clock)
+        self._readers = ThreadPoolExecutor(settings.read_threads, thread_name_prefix="foundation-store-read")
+        self._read_bound = settings.writer_queue
+        self._reads_pending = 0
+        self._lock = threading.Lock()
+        self._closing = False
+        self._closed = False
+
+    @classmethod
+    def open(cls, url: str, settings: StoreSettings) -> Store:
+        """Connects (verifying the database answers), starts the writer thread and returns the store.
+
+        Raises StoreUrlError for an unusable URL and StoreUnavailable (one line naming the URL, password
+        hidden, and the cause) when the database cannot be reached.
+        """
+        engine, dialect = create_engine(url, settings)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - whatever the cause, the store is unusable
+            engine.dispose()
+            raise StoreUnavailable(f"cannot connect to {safe_url(engine.url)}: {one_line(exc)}") from None
+        store = cls(url, dialect, engine, settings)
+        store._writer.start()
+        log.info("store opened", url=store.safe_url, dialect=dialect)
+        return store
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with the password hidden."""
+        return safe_url(self.engine.url)
+
+    def now_us_sql(self) -> sa.ColumnElement[int]:
+        """The current time in integer microseconds, as SQL (see `services.runtime.store.clock`).
+
+        PostgreSQL: the server's `clock_timestamp()`. SQLite: one value per write transaction, bound by
+        the writer after it took the write lock.
+        """
+        if self._clock is None:
+            return postgres_now_us()
+        return self._clock.expression()
+
+    async def write(self, handler: BatchHandler[OpT, ResT], op: OpT, *, timeout: float | None = None) -> ResT:  # noqa: ASYNC109 - the shared API
+        """Runs `op` through the group-commit writer and returns its own result.
+
+        Queue full → ResourceExhausted(reason="WRITER_QUEUE_FULL"); not done within `timeout` seconds →
+        StoreTimeout (not started by then: never executed; started: the result is discarded); database
+        down or store closing → StoreUnavailable; an error of this op alone is raised as it is.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        item = Pending(loop, handler=handler, op=op, deadline=deadline)
+        self._writer.submit(item)
+        result: ResT = await _wait(item, timeout, f"store write ({handler.name})")
+        return result
+
+    async def transaction(self, fn: Callable[[sa.Connection], T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109 - the shared API
+        """Runs `fn(conn)` alone in its own write transaction in the writer thread and returns its result.
+
+        For CRUD and other rare writes. `fn` may run more than once (transient errors are retried), so it
+        must do nothing but database work. Errors as for `write`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        item = Pending(loop, fn=fn, deadline=deadline)
+        self._writer.submit(item)
+        result: T = await _wait(item, timeout, "store transaction")
+        return result
+
+    async def read(self, fn: Callable[[sa.Connection], T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109 - the shared API
+        """Runs `fn(conn)` on a read connection in the bounded read pool and returns its result.
+
+        On SQLite the read sees one snapshot (a DEFERRED transaction) and never blocks the writer.
+        """
+        with self._lock:
+            if self._closing:
+                raise StoreUnavailable("store is closing")
+            if self._reads_pending >= self._read_bound:
+                raise ResourceExhausted(
+                    f"store read queue is full ({self._read_bound} waiting)",
+                    retry_after=0.05,
+                    subject="store.read_queue",
+                    reason="READ_QUEUE_FULL",
+                )
+            self._reads_pending += 1
+        try:
+            future = asyncio.get_running_loop().run_in_executor(self._readers, self._run_read, fn)
+            return await _within(future, timeout, "store read")
+        finally:
+            with self._lock:
+                self._reads_pending -= 1
+
+    async def ping(self, timeout: float = 1.0) -> bool:  # noqa: ASYNC109 - the shared API
+        """True when the database answers `SELECT 1` within `timeout` seconds."""
+        try:
+            return await self.read(
+                lambda conn: conn.execute(sa.text("SELECT 1")).scalar() == 1, timeout=timeout
+            )
+        except (ServiceError, sa.exc.SQLAlchemyError, OSError):
+            return False
+
+    def stats(self) -> WriterStats:
+        """The writer's counters."""
+        return self._writer.stats()
+
+    async def close(self) -> None:
+        """Stops taking work, flushes what the writer has queued, joins its thread, disposes the engine.
+
+        Safe to call twice or concurrently; every caller returns once the store is closed.
+        """
+        with self._lock:
+            self._closing = True
+        self._writer.stop_accepting()
+        await asyncio.to_thread(self._finish_close)
+
+    def _finish_close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+        self._writer.join()
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                log.info("store closed", url=self.safe_url, **_stats_fields(self._writer.stats()))
+
+    def _run_read(self, fn: Callable[[sa.Connection], T]) -> T:
+        try:
+            conn = self.engine.connect()
+        except Exception as exc:  # any failure to connect means the store is down
+            raise StoreUnavailable(f"cannot connect to {self.safe_url}: {one_line(exc)}") from exc
+        try:
+            with conn:
+                return fn(conn)
+        except sa.exc.DBAPIError as exc:
+            if is_disconnect(exc):
+                raise StoreUnavailable(f"database {self.safe_url} unavailable: {one_line(exc)}") from exc
+            if is_statement_timeout(exc):
+                raise StoreTimeout(f"database statement timed out: {one_line(exc)}") from exc
+            raise
+
+
+async def _wait(item: Pending, seconds: float | None, what: str) -> Any:
+    """Waits for a queued write; on timeout or cancellation marks it abandoned so it is never started."""
+    try:
+        return await _within(item.future, seconds, what)
+    except (StoreTimeout, asyncio.CancelledError):
+        item.abandoned = True
+        raise
+
+
+async def _within(awaitable: Awaitable[T], seconds: float | None, what: str) -> T:
+    if seconds is None:
+        return await awaitable
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            return await awaitable
+    except TimeoutError:
+        if scope.expired():
+            raise StoreTimeout(f"{what} did not finish within {seconds:g} s") from None
+        raise
+
+
+def _stats_fields(stats: WriterStats) -> dict[str, Any]:
+    return {
+        "batches": stats.batches,
+        "operations": stats.operations,
+        "mean_batch_size": round(stats.mean_batch_size, 2),
+        "retries": stats.retries,
+        "failures": stats.failures,
+    }
