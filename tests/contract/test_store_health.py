@@ -1,0 +1,71 @@
+"""Health follows the store: while the database refuses connections every name reports NOT_SERVING, and
+SERVING again once it is back. Real PostgreSQL, really refusing (ALLOW_CONNECTIONS false + backends
+terminated), on a database of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from grpc_health.v1 import health_pb2
+
+from tests.harness import eventually, health_of, running_service
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest.fixture
+def own_pg_database(pg_url: str) -> Iterator[tuple[str, sa.Engine]]:
+    """A fresh database (the service migrates it at start) and an admin engine to take it down."""
+    admin = sa.create_engine(sa.make_url(pg_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = f"foundation_health_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url, admin
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _set_reachable(admin: sa.Engine, url: str, reachable: bool) -> None:
+    name = sa.make_url(url).database
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(reachable).lower()}'))
+        if not reachable:
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": name},
+            )
+
+
+@pytest.mark.pg
+async def test_health_is_not_serving_while_the_database_is_down(
+    own_pg_database: tuple[str, sa.Engine],
+) -> None:
+    url, admin = own_pg_database
+    name = "foundation.signals.v1.SignalService"
+    async with running_service(
+        "signals", url, store={"migrate_on_start": True}, health_probe_interval_s=0.1
+    ) as svc:
+        assert await health_of(svc.channel) == SERVING
+
+        _set_reachable(admin, url, False)
+        await eventually(lambda: _all_are(svc.channel, [("", NOT_SERVING), (name, NOT_SERVING)]), within=10)
+        assert not svc.app.context.health.store_ok
+
+        _set_reachable(admin, url, True)
+        await eventually(lambda: _all_are(svc.channel, [("", SERVING), (name, SERVING)]), within=10)
+
+
+async def _all_are(channel, expected: list[tuple[str, int]]) -> bool:
+    for service, status in expected:
+        if await health_of(channel, service) != status:
+            return False
+    return True
