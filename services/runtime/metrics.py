@@ -208,10 +208,14 @@ def resources_collector(resources: ResourceManager) -> Callable[[], Iterable[Met
         state = GaugeMetricFamily(
             "foundation_resource_state", "1 for the resource's current state", labels=["resource", "state"]
         )
+        failures = CounterMetricFamily(
+            "foundation_resource_measure_failures", "measurements that raised", labels=["resource"]
+        )
         for usage in resources.usage():
             used.add_metric([usage.name], usage.used)
             bound.add_metric([usage.name], usage.bound)
             ratio.add_metric([usage.name], usage.ratio)
+            failures.add_metric([usage.name], usage.measure_failures)
             for name in RESOURCE_STATES:
                 state.add_metric([usage.name, name], 1.0 if usage.state == name else 0.0)
         overall = GaugeMetricFamily(
@@ -219,7 +223,7 @@ def resources_collector(resources: ResourceManager) -> Callable[[], Iterable[Met
         )
         for name in RESOURCE_STATES:
             overall.add_metric([name], 1.0 if resources.state == name else 0.0)
-        return [used, bound, ratio, state, overall]
+        return [used, bound, ratio, state, failures, overall]
 
     return collect
 

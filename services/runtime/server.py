@@ -274,16 +274,7 @@ class ServiceApp:
             ) from exc
 
     def _on_resource_change(self, events: EventPublisher, change: StateChange) -> None:
-        log = self.log.warning if change.new != "normal" else self.log.info
-        log(
-            "resource state changed",
-            resource=change.name,
-            old=change.old,
-            new=change.new,
-            used=change.used,
-            bound=change.bound,
-            ratio=round(change.ratio, 4),
-        )
+        """Publishes a state change as a signal (the resource manager logs it; the metrics read it)."""
         events.emit(
             "backpressure_changed",
             {
