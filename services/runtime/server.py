@@ -237,7 +237,8 @@ class ServiceApp:
     async def _open_store(self) -> Store | None:
         if self.service in registry.STATELESS:
             return None
-        from services.runtime.store import Store, StoreUnavailable
+        from services.runtime.store import Store, StoreUnavailable, safe_url
+        from services.runtime.store.errors import one_line
         from services.runtime.store.migrate import upgrade
 
         url = self.settings.database_url
@@ -246,9 +247,12 @@ class ServiceApp:
                 await asyncio.to_thread(upgrade, url)
             return await asyncio.to_thread(Store.open, url, self.settings.store)
         except StoreUnavailable as exc:
-            raise StartupError(str(exc)) from exc
+            raise StartupError(_one_line(exc)) from exc
         except Exception as exc:
-            raise StartupError(f"{self.service}: cannot open the store: {_one_line(exc)}") from exc
+            problem = one_line(exc).replace(url, safe_url(url))
+            raise StartupError(
+                f"{self.service}: cannot open the store at {safe_url(url)}: {problem}"
+            ) from exc
 
     def _bind(self, server: grpc.aio.Server) -> None:
         host, wanted = self.section.host, self.section.port
@@ -375,8 +379,7 @@ class ServiceApp:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 async def serve(service: str, settings: Settings) -> int:
