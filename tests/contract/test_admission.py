@@ -82,3 +82,23 @@ async def test_streams_have_their_own_bound_and_health_watch_is_exempt(db_url: s
         third = ticks(StringValue())
         assert (await third.read()).value == "0", "the stream slot was given back"
         third.cancel()
+
+
+async def test_the_bound_is_exact_under_a_burst_of_concurrent_calls(sqlite_url: str) -> None:
+    probe = Probe()
+    async with running_service(
+        "limiter", sqlite_url, extra_parts=probe.parts(), limiter={"max_in_flight": 5}
+    ) as svc:
+        block = ProbeClient(svc.channel).unary("Block")
+        calls = [asyncio.ensure_future(block(StringValue(), timeout=20)) for _ in range(60)]
+        await eventually(lambda: sum(c.done() for c in calls) == 55 and probe.entered == 5, within=10)
+        for refused in [c for c in calls if c.done()]:
+            error = refused.exception()
+            assert isinstance(error, grpc.aio.AioRpcError)
+            info = rich_status(error).error_info
+            assert info is not None
+            assert info.reason == "OVERLOADED"
+        probe.release.set()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert sum(isinstance(r, StringValue) for r in results) == 5
+        assert probe.entered == probe.finished == 5
