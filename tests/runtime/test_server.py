@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -194,3 +195,22 @@ async def test_serve_reports_a_startup_failure_on_one_line(
     errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
     assert errors == [f"error: port {taken_port} on 127.0.0.1 is already in use"]
     assert "Traceback" not in captured.err
+
+
+async def test_logs_are_json_lines_on_stderr_at_the_configured_level(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_service("pool", sqlite_url, log_format="json", log_level="info"):
+        pass
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    records = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    serving = [r for r in records if r.get("event") == "serving"]
+    assert serving
+    assert serving[0]["service"] == "pool"
+    assert serving[0]["level"] == "info"
+    assert serving[0]["timestamp"].endswith("Z")
+
+    async with running_service("pool", sqlite_url, log_format="json", log_level="warning"):
+        pass
+    assert '"serving"' not in capsys.readouterr().err
