@@ -124,6 +124,11 @@ class ServiceApp:
         self._server: grpc.aio.Server | None = None
         self._streams: StreamRegistry | None = None
         self._metrics: Metrics | None = None
+        self._store: Store | None = None
+        self._supervisor: Supervisor | None = None
+        self._events: EventPublisher | None = None
+        self._health: HealthReporter | None = None
+        self._hooks_started = False
         self._stop_requested = asyncio.Event()
         self._hurry = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -164,7 +169,7 @@ class ServiceApp:
         settings = self.settings
         configure_logging(settings.log_level, settings.log_format)
         metrics = self._metrics = Metrics()
-        store = await self._open_store()
+        store = self._store = await self._open_store()
         resources = ResourceManager(settings.resources)
         metrics.add_collector(resources_collector(resources))
         if store is not None:
@@ -173,14 +178,14 @@ class ServiceApp:
                 "store.writer_queue", settings.store.writer_queue, lambda: writer_queue.stats().queued
             )
             metrics.add_collector(writer_collector(store))
-        supervisor = Supervisor(self.log)
+        supervisor = self._supervisor = Supervisor(self.log)
         metrics.add_collector(supervisor_collector(supervisor))
         supervisor.every("resources.measure", settings.resources.measure_interval_s, resources.measure)
-        events = EventPublisher(self.service, log=self.log)
+        events = self._events = EventPublisher(self.service, log=self.log)
         metrics.add_collector(events_collector(events))
         supervisor.spawn("events.drain", events.run, restart="always")
         resources.add_listener(lambda change: self._on_resource_change(events, change))
-        health = HealthReporter(self.log)
+        health = self._health = HealthReporter(self.log)
         ctx = self._context = ServiceContext(
             name=self.service,
             settings=settings,
@@ -221,6 +226,7 @@ class ServiceApp:
         reflection.enable_server_reflection([*names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], server)
         self._bind(server)
 
+        self._hooks_started = True
         for part in self._parts:
             for hook in part.on_start:
                 await hook()
@@ -336,24 +342,26 @@ class ServiceApp:
     async def _teardown(self, grace: float) -> None:
         """Stops whatever parts exist, in order; one failing step does not keep the others from running."""
         deadline = time.monotonic() + grace
-        ctx = self._context
-        if ctx is not None:
-            await self._step("health", ctx.health.enter_graceful_shutdown())
-            ctx.shutting_down.set()
+        if self._health is not None:
+            await self._step("health", self._health.enter_graceful_shutdown())
+        if self._context is not None:
+            self._context.shutting_down.set()
         if self._streams is not None:
             await self._step("streams", self._streams.end_all(min(STREAMS_END_TIMEOUT_S, max(grace, 0.05))))
         if self._server is not None:
             await self._step("server", self._stop_server(self._server, deadline))
         left = max(MIN_TEARDOWN_S, deadline - time.monotonic())
-        for part in reversed(self._parts):
-            for hook in reversed(part.on_stop):
-                await self._step("on_stop hook", asyncio.wait_for(hook(), timeout=left))
-        if ctx is not None:
-            await self._step("supervisor", ctx.supervisor.shutdown(timeout=left))
+        if self._hooks_started:  # a start that failed earlier never ran on_start: nothing to undo
+            for part in reversed(self._parts):
+                for hook in reversed(part.on_stop):
+                    await self._step("on_stop hook", asyncio.wait_for(hook(), timeout=left))
+        if self._supervisor is not None:
+            await self._step("supervisor", self._supervisor.shutdown(timeout=left))
+        if self._events is not None:
             flush = 0.0 if self._hurry.is_set() else min(left, 2.0)
-            await self._step("events", ctx.events.close(timeout=flush))
-            if ctx.store is not None:
-                await self._step("store", ctx.store.close())
+            await self._step("events", self._events.close(timeout=flush))
+        if self._store is not None:
+            await self._step("store", self._store.close())
         if self._metrics is not None:
             await self._step("metrics", asyncio.to_thread(self._metrics.close))
 

@@ -31,12 +31,19 @@ def taken_port() -> Iterator[int]:
 
 
 async def test_a_port_in_use_is_a_one_line_startup_error(sqlite_url: str, taken_port: int) -> None:
+    stopped: list[str] = []
+
+    async def on_stop() -> None:
+        stopped.append("on_stop")
+
     settings = service_settings("limiter", sqlite_url, limiter={"port": taken_port})
-    app = ServiceApp("limiter", settings)
+    parts = ServiceParts(register=[], service_names=[], on_stop=[on_stop])
+    app = ServiceApp("limiter", settings, extra_parts=parts)
     with pytest.raises(StartupError) as failed:
         await app.start()
     assert str(failed.value) == f"port {taken_port} on 127.0.0.1 is already in use"
     assert app.state == "stopped"
+    assert stopped == [], "on_start never ran, so there is nothing for on_stop to undo"
 
 
 async def test_a_metrics_port_in_use_is_a_startup_error_and_frees_the_grpc_port(
