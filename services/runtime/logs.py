@@ -74,8 +74,10 @@ def configure_logging(level: LogLevel = "info", log_format: LogFormat = "auto") 
     handler.setFormatter(formatter)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # grpc logs every cancelled call at debug and aborts at info; keep them out unless asked for.
-    logging.getLogger("grpc").setLevel(max(root.level, logging.WARNING))
+    # Chatty libraries: grpc logs every cancelled call, Alembic its plugins and DDL mode (the store logs
+    # the migration itself). Their warnings and errors still show.
+    for noisy in ("grpc", "alembic"):
+        logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
 
 
 def get_logger(name: str, **bound: object) -> structlog.stdlib.BoundLogger:
