@@ -63,6 +63,13 @@ def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
         raise CliError(str(exc), USAGE_EXIT) from None
 
 
+def _log_to_stderr(settings: Settings) -> None:
+    """Logs of commands that do work in this process (migrations) go to stderr, as the services' do."""
+    from services.runtime.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+
+
 def _config_file(ctx: typer.Context) -> Path | None:
     path: Path | None = ctx.obj
     return path
@@ -91,21 +98,17 @@ def one_line(exc: BaseException) -> str:
 
 def migrate_database(url: str) -> str:
     """Upgrades the database at `url` to the latest schema; returns the revision it is at."""
-    from alembic.migration import MigrationContext
     from alembic.util import CommandError
 
     from services.runtime.store import StoreUnavailable
-    from services.runtime.store.migrate import upgrade
+    from services.runtime.store.migrate import current_revision, upgrade
 
     try:
         upgrade(url)
-        engine = sa.create_engine(url)
-        try:
-            with engine.connect() as conn:
-                revision = MigrationContext.configure(conn).get_current_revision()
-        finally:
-            engine.dispose()
-    except (StoreUnavailable, sa.exc.SQLAlchemyError, CommandError, OSError) as exc:
+        revision = current_revision(url)
+    except StoreUnavailable as exc:
+        raise CliError(exc.message) from None
+    except (sa.exc.SQLAlchemyError, CommandError, OSError) as exc:
         raise CliError(f"cannot migrate the database {shown_url(url)}: {one_line(exc)}") from None
     return revision or "base"
 
@@ -127,6 +130,7 @@ def run(
     except LaunchError as exc:
         raise CliError(str(exc), USAGE_EXIT) from None
     launcher = Launcher(settings, levels, config_file=_config_file(ctx))
+    _log_to_stderr(settings)
     if settings.store.migrate_on_start:
         revision = migrate_database(settings.database_url)
         launcher.log.note("database ready", url=shown_url(settings.database_url), revision=revision)
@@ -159,6 +163,7 @@ def serve(
 def migrate(ctx: typer.Context) -> None:
     """Upgrade the database to the latest schema and print its revision."""
     settings = _settings(ctx)
+    _log_to_stderr(settings)
     revision = migrate_database(settings.database_url)
     typer.echo(f"{shown_url(settings.database_url)} at revision {revision}")
 

@@ -130,7 +130,7 @@ class LogSink:
                 record = {"event": line}
             self._write(json.dumps({"service": service, **record}))
         else:
-            self._write(f"{service:<8}| {line}")
+            self._write(f"{service:<9}| {line}")
 
     def note(self, event: str, **fields: Any) -> None:
         """Writes one message of the launcher itself."""
@@ -138,7 +138,7 @@ class LogSink:
             self._write(json.dumps({"service": "launcher", "event": event, **fields}))
         else:
             extra = "".join(f" {key}={value}" for key, value in fields.items())
-            self._write(f"{'launcher':<8}| {event}{extra}")
+            self._write(f"{'launcher':<9}| {event}{extra}")
 
     def _write(self, text: str) -> None:
         try:
