@@ -402,9 +402,13 @@ async def serve(service: str, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for signum in signals:
-        loop.add_signal_handler(signum, app.request_stop)
+    signals: list[signal.Signals] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, app.request_stop)
+            signals.append(signum)
+        except (RuntimeError, ValueError):  # not the main thread: whoever runs us stops us
+            app.log.warning("signal handlers not installed: not on the main thread", signal=signum.name)
     try:
         try:
             await app.start()
