@@ -14,6 +14,8 @@ PostgreSQL goes through psycopg 3 with `statement_timeout` and `lock_timeout` se
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +31,8 @@ SQLITE_BEGIN_OPTION = "foundation_sqlite_begin"
 
 _SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
 _PG_CONNECT_TIMEOUT_S = 5
-_POOL_SPARE = 2  # connections beyond the readers and the writer: migrations, ad-hoc checks
+_POOL_SPARE = 2
+_WAL_RETRY_S = 0.01  # connections beyond the readers and the writer: migrations, ad-hoc checks
 
 
 def parse_url(url: str) -> tuple[sa.URL, Dialect]:
@@ -87,10 +90,12 @@ def create_engine(url: str, settings: StoreSettings) -> tuple[sa.Engine, Dialect
     if "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
     if "options" not in parsed.query:
-        # One limit for both: a statement never runs longer, and a lock wait ends as a retryable
-        # lock_not_available rather than a cancelled statement whenever the wait is what took the time.
+        # lock_timeout below statement_timeout (at or above it would never fire): a long wait for a row
+        # lock held by another replica ends as lock_not_available, which the writer retries, while
+        # statement_timeout stays the hard limit on any one statement.
         timeout = settings.statement_timeout_ms
-        connect_args["options"] = f"-c statement_timeout={timeout} -c lock_timeout={timeout}"
+        lock_timeout = max(1, timeout // 2)
+        connect_args["options"] = f"-c statement_timeout={timeout} -c lock_timeout={lock_timeout}"
     return sa.create_engine(parsed, connect_args=connect_args, **pool), dialect
 
 
@@ -103,7 +108,7 @@ def _install_sqlite_hooks(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor, deadline=time.monotonic() + busy_timeout_ms / 1000)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -115,3 +120,24 @@ def _install_sqlite_hooks(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
         if mode not in _SQLITE_BEGIN_MODES:
             raise ValueError(f"{SQLITE_BEGIN_OPTION} must be one of {sorted(_SQLITE_BEGIN_MODES)}")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _enable_wal(cursor: Any, *, deadline: float) -> None:
+    """Switches the file to WAL (it stays so); retries while another connection does the same.
+
+    Changing the journal mode does not wait on busy_timeout: when several processes open a new file at
+    once, all but one get "database is locked" at once. The mode is read first, since once any of them
+    has switched there is nothing left to do.
+    """
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            mode = str(cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            if mode != "wal":
+                raise sqlite3.OperationalError(f"cannot switch the database to WAL (journal mode is {mode})")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(_WAL_RETRY_S)

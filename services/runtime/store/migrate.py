@@ -9,6 +9,7 @@ file waits behind (busy timeout).
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -27,6 +28,8 @@ MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"foundation.migrate").digest()[:8], "big", signed=True)
 """The PostgreSQL advisory lock held while migrating (one fixed bigint for the whole suite)."""
 
+_IN_PROCESS = threading.Lock()
+"""Alembic's `context` and `op` are module-level proxies, so one process runs one migration at a time."""
 _MIGRATION_TIMEOUT_MS = 600_000  # DDL may wait for locks held by running replicas; give it time
 
 log = structlog.get_logger(__name__)
@@ -49,25 +52,30 @@ def upgrade(url: str, revision: str = "head") -> None:
     settings = StoreSettings(statement_timeout_ms=_MIGRATION_TIMEOUT_MS, read_threads=1)
     engine, dialect = create_engine(url, settings)
     try:
-        try:
-            conn = engine.connect()
-        except sa.exc.DBAPIError as exc:
-            raise StoreUnavailable(f"cannot connect to {safe_url(engine.url)}: {one_line(exc)}") from None
-        with conn:
-            if dialect == "sqlite":
-                conn.execution_options(**{SQLITE_BEGIN_OPTION: "EXCLUSIVE"})
-            with conn.begin():
-                if dialect == "postgresql":
-                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
-                before = MigrationContext.configure(conn).get_current_revision()
-                config = alembic_config()
-                config.attributes["connection"] = conn
-                command.upgrade(config, revision)
-                after = MigrationContext.configure(conn).get_current_revision()
-        if before != after:
-            log.info("database migrated", url=safe_url(engine.url), before=before, after=after)
+        with _IN_PROCESS:
+            _upgrade_locked(engine, dialect, revision)
     finally:
         engine.dispose()
+
+
+def _upgrade_locked(engine: sa.Engine, dialect: str, revision: str) -> None:
+    try:
+        conn = engine.connect()
+    except sa.exc.DBAPIError as exc:
+        raise StoreUnavailable(f"cannot connect to {safe_url(engine.url)}: {one_line(exc)}") from None
+    with conn:
+        if dialect == "sqlite":
+            conn.execution_options(**{SQLITE_BEGIN_OPTION: "EXCLUSIVE"})
+        with conn.begin():
+            if dialect == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
+            before = MigrationContext.configure(conn).get_current_revision()
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+            after = MigrationContext.configure(conn).get_current_revision()
+    if before != after:
+        log.info("database migrated", url=safe_url(engine.url), before=before, after=after)
 
 
 def current_revision(url: str) -> str | None:
