@@ -174,6 +174,7 @@ class RuntimeInterceptor(_ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> _Handler | None:
+        """The wrapped handler of the called method (wrapped once, then cached), or None if unknown."""
         method = handler_call_details.method
         wrapped = self._wrapped.get(method)
         if wrapped is not None:

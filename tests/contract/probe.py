@@ -31,12 +31,15 @@ class Probe:
         self.stream_cancelled = asyncio.Event()
 
     async def echo(self, request: StringValue, context: Any) -> StringValue:
+        """Answers with the request's value."""
         return StringValue(value=request.value)
 
     async def crash(self, request: StringValue, context: Any) -> StringValue:
+        """Raises an unexpected exception (→ INTERNAL with an error id)."""
         raise RuntimeError(f"deliberate failure: {request.value}")
 
     async def refuse(self, request: StringValue, context: Any) -> StringValue:
+        """Raises the ServiceError the request names."""
         if request.value == "not_found":
             raise NotFound("probes", "probes/x")
         if request.value == "exhausted":
@@ -44,23 +47,28 @@ class Probe:
         raise InvalidArgument.of("value", "must be not_found or exhausted")
 
     async def wrong_type(self, request: StringValue, context: Any) -> Any:
+        """Returns something that is not the response message (serialization fails)."""
         return {"not": "a message"}
 
     async def block(self, request: StringValue, context: Any) -> StringValue:
+        """Waits until the test sets `release` (counts entries and exits)."""
         self.entered += 1
         await self.release.wait()
         self.finished += 1
         return StringValue(value="released")
 
     async def remaining(self, request: StringValue, context: Any) -> StringValue:
+        """Reports the deadline left as the handler sees it (`deadlines.remaining()`)."""
         left = deadlines.remaining()
         return StringValue(value="none" if left is None else f"{left:.3f}")
 
     async def crash_generator(self, request: StringValue, context: Any) -> AsyncIterator[StringValue]:
+        """An async-generator stream that fails after one message."""
         yield StringValue(value="first")
         raise RuntimeError("generator failure after one message")
 
     async def crash_writer(self, request: StringValue, context: Any) -> None:
+        """A `context.write` stream that fails after one message."""
         await context.write(StringValue(value="first"))
         raise RuntimeError("writer failure after one message")
 
@@ -77,6 +85,7 @@ class Probe:
             raise
 
     async def collect(self, requests: AsyncIterator[StringValue], context: Any) -> StringValue:
+        """A client stream joined into one answer; fails on `boom`."""
         values = []
         async for message in requests:
             if message.value == "boom":
@@ -85,6 +94,7 @@ class Probe:
         return StringValue(value=",".join(values))
 
     async def chat(self, requests: AsyncIterator[StringValue], context: Any) -> AsyncIterator[StringValue]:
+        """A bidirectional stream echoing upper-case; fails on `boom`."""
         async for message in requests:
             if message.value == "boom":
                 raise RuntimeError("bidi stream failure")
@@ -131,6 +141,7 @@ class ProbeClient:
         return f"/{SERVICE}/{method}"
 
     def unary(self, method: str) -> Any:
+        """A unary multi-callable for `method`."""
         return self._channel.unary_unary(
             self._path(method),
             request_serializer=StringValue.SerializeToString,
@@ -138,6 +149,7 @@ class ProbeClient:
         )
 
     def server_stream(self, method: str) -> Any:
+        """A server-streaming multi-callable for `method`."""
         return self._channel.unary_stream(
             self._path(method),
             request_serializer=StringValue.SerializeToString,
@@ -145,6 +157,7 @@ class ProbeClient:
         )
 
     def client_stream(self, method: str) -> Any:
+        """A client-streaming multi-callable for `method`."""
         return self._channel.stream_unary(
             self._path(method),
             request_serializer=StringValue.SerializeToString,
@@ -152,6 +165,7 @@ class ProbeClient:
         )
 
     def bidi(self, method: str) -> Any:
+        """A bidirectional multi-callable for `method`."""
         return self._channel.stream_stream(
             self._path(method),
             request_serializer=StringValue.SerializeToString,

@@ -28,6 +28,7 @@ async def scrape(svc: RunningService) -> dict[tuple[str, frozenset[tuple[str, st
 
 
 def value(samples, name: str, **labels: str) -> float | None:
+    """The sample `name{labels}`, or None when it is not exported."""
     found = samples.get((name, frozenset(labels.items())))
     return None if found is None else float(found)
 
