@@ -24,6 +24,7 @@ import json
 import math
 import statistics
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -158,14 +159,20 @@ async def _measure(
         ceiling = health_check(channel)
         scenario = case.request(channel)
 
-        async def load(request: RequestFn, label: str, duration_s: float) -> RunStats:
-            return await generate_load(
+        async def load(
+            request: RequestFn, label: str, duration_s: float, on: ServerProcess = server
+        ) -> RunStats:
+            server_cpu, client_cpu = on.cpu_seconds(), time.process_time()
+            stats = await generate_load(
                 request, label=label, concurrency=plan.concurrency, duration_s=duration_s
             )
+            return stats.with_cpu(on.cpu_seconds() - server_cpu, time.process_time() - client_cpu)
 
         for request in (ceiling, scenario, peer_request):
             if request is not None and plan.warmup_s > 0:
-                await load(request, "warm-up", plan.warmup_s)
+                await generate_load(
+                    request, label="warm-up", concurrency=plan.concurrency, duration_s=plan.warmup_s
+                )
         runs = _Runs()
         for index in range(plan.runs):
             runs.ceilings.append(await load(ceiling, "ceiling", plan.duration_s))
@@ -179,7 +186,7 @@ async def _measure(
                 runs.derived.append(case.derive(increase) if case.derive else dict(increase))
             if peer_request is not None and peer_server is not None:
                 peer_server.reset_peak_rss()
-                runs.peer.append(await load(peer_request, "peer", plan.duration_s))
+                runs.peer.append(await load(peer_request, "peer", plan.duration_s, on=peer_server))
                 runs.peer_rss_mb.append(peer_server.peak_rss_mb())
             progress(f"  run {index + 1}/{plan.runs}: {_run_line(runs, index)}")
         runs.ceilings.append(await load(ceiling, "ceiling", plan.duration_s))
@@ -224,7 +231,9 @@ def _run_line(runs: _Runs, index: int) -> str:
     scenario = runs.scenario[index]
     line = (
         f"ceiling {runs.ceilings[index].throughput:,.0f}/s, scenario {scenario.throughput:,.0f}/s "
-        f"(p50 {scenario.p50_ms:.2f} ms, p99 {scenario.p99_ms:.2f} ms)"
+        f"(p50 {scenario.p50_ms:.2f} ms, p99 {scenario.p99_ms:.2f} ms; server {scenario.server_cpu:.2f} cores, "
+        f"{scenario.server_cpu_us_per_call:.0f} µs/call vs {runs.ceilings[index].server_cpu_us_per_call:.0f} "
+        f"for the ceiling; client {scenario.client_cpu:.2f} cores)"
     )
     if runs.peer:
         line += f", peer {runs.peer[index].throughput:,.0f}/s"
@@ -275,6 +284,10 @@ def _summarise(runs: _Runs, peer: Peer | None) -> dict[str, Any]:
             "ratio_to_ceiling": median(ratios),
             "peak_rss_mb": median(runs.rss_mb),
             "ceiling_throughput": median([run.throughput for run in runs.ceilings]),
+            "server_cpu": median([run.server_cpu for run in runs.scenario]),
+            "client_cpu": median([run.client_cpu for run in runs.scenario]),
+            "server_cpu_us_per_call": median([run.server_cpu_us_per_call for run in runs.scenario]),
+            "ceiling_server_cpu_us_per_call": median([run.server_cpu_us_per_call for run in runs.ceilings]),
             "errors": sum(sum(run.errors.values()) for run in runs.scenario),
         },
         "peer": None,

@@ -14,7 +14,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import grpc
@@ -38,6 +38,21 @@ class RunStats:
     mean_ms: float
     errors: dict[str, int] = field(default_factory=dict)
     """Failed calls inside the window, by gRPC status code name (or exception type)."""
+    server_cpu: float = math.nan
+    """Cores the server process kept busy during the run (CPU seconds / wall seconds, all its threads)."""
+    client_cpu: float = math.nan
+    """Cores the load generator's process kept busy during the run."""
+    server_cpu_us_per_call: float = math.nan
+    """Server CPU time per successful call: a figure much less disturbed by a busy machine than throughput."""
+
+    def with_cpu(self, server_cpu_s: float, client_cpu_s: float) -> RunStats:
+        """These stats plus the CPU seconds the server and the client used over the run."""
+        return replace(
+            self,
+            server_cpu=server_cpu_s / self.duration_s,
+            client_cpu=client_cpu_s / self.duration_s,
+            server_cpu_us_per_call=server_cpu_s * 1e6 / self.calls if self.calls else math.nan,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for the results file."""

@@ -16,9 +16,9 @@ END = "<!-- bench:results:end -->"
 
 _HEADER = (
     "| Scenario | Case | Backend | Throughput (req/s) | Ceiling (req/s) | Ratio to ceiling | Target "
-    "| p50 / p99 (ms) | Peak RSS (MiB) | Peer ratio | Notes |"
+    "| p50 / p99 (ms) | Server CPU µs/call (scenario / ceiling) | Peak RSS (MiB) | Peer ratio | Notes |"
 )
-_RULE = "|---|---|---|--:|--:|--:|--:|--:|--:|---|---|"
+_RULE = "|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|"
 
 
 def render_table(documents: Sequence[Mapping[str, Any]]) -> str:
@@ -48,7 +48,7 @@ def _row(scenario: str, case: Mapping[str, Any]) -> str:
     target = case.get("target")
     cells = [scenario, case["case"], case["backend"]]
     if case.get("skipped"):
-        cells += ["–"] * 7 + ["", "skipped: " + case["skipped"]]
+        cells += ["–"] * 8 + ["", "skipped: " + case["skipped"]]
         return "| " + " | ".join(cells) + " |"
     median = case["median"]
     peer = case.get("peer")
@@ -59,6 +59,8 @@ def _row(scenario: str, case: Mapping[str, Any]) -> str:
         _number(median["ratio_to_ceiling"], 2) + "×",
         "" if target is None else f"≥ {target:g}×",
         f"{_number(median['p50_ms'], 2)} / {_number(median['p99_ms'], 2)}",
+        f"{_number(median.get('server_cpu_us_per_call'), 0)} / "
+        f"{_number(median.get('ceiling_server_cpu_us_per_call'), 0)}",
         _number(median["peak_rss_mb"], 0),
         peer_cell,
         _notes(median),
@@ -68,7 +70,9 @@ def _row(scenario: str, case: Mapping[str, Any]) -> str:
 
 def _notes(median: Mapping[str, Any]) -> str:
     notes = [
-        f"{key.replace('_', ' ')} {_number(value, 1)}" for key, value in median.get("derived", {}).items()
+        f"{key.replace('_', ' ')} {_number(value, 1)}"
+        for key, value in median.get("derived", {}).items()
+        if value != 0  # e.g. retries and failures are worth a note only when there were some
     ]
     if median.get("errors"):
         notes.append(f"{median['errors']} errors")

@@ -68,6 +68,12 @@ class ServerProcess:
                 return int(line.split()[1]) / 1024
         raise ServerError(f"{self.name}: no VmHWM in /proc/{self.pid}/status")
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of all the process's threads so far (from /proc/<pid>/stat)."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces and parentheses
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def reset_peak_rss(self) -> None:
         """Starts a new peak-memory window (Linux `clear_refs` 5 resets VmHWM to the current RSS)."""
         try:

@@ -15,7 +15,7 @@ import grpc
 
 from bench.harness import Case, Peer, Scenario, health_check
 from bench.loadgen import RequestFn
-from bench.servers import ServerProcess, foundation_command, server_process
+from bench.servers import ServerProcess, foundation_command, server_process, service_process
 
 
 def bare_server() -> AbstractContextManager[ServerProcess]:
@@ -33,9 +33,9 @@ async def health_client(address: str) -> AsyncIterator[RequestFn]:
 def _cases() -> list[Case]:
     return [
         Case(
-            name="health Check",
+            name="health Check, foundation serve limiter",
             backend="-",
-            server=bare_server,
+            server=lambda: service_process("limiter", "sqlite"),
             request=health_check,
             peer=Peer(name="bare grpc.aio", server=bare_server, client=health_client),
         )

@@ -156,6 +156,8 @@ def test_a_tiny_real_scenario_is_measured_and_written(tmp_path: Path) -> None:
         assert run["scenario"]["errors"] == {}
         assert 0 < run["scenario"]["p50_ms"] <= run["scenario"]["p99_ms"]
         assert run["peak_rss_mb"] > 1
+        assert run["scenario"]["server_cpu_us_per_call"] > 0
+        assert run["peer"]["server_cpu_us_per_call"] > 0
         # every call in the window was counted by the server-side counters read around the run
         assert run["derived"]["sent_in_run"] >= run["scenario"]["calls"]
     median = result["median"]
