@@ -25,7 +25,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -338,10 +338,3 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(item) for item in value]
     return value
-
-
-def iter_cases(scenarios: Sequence[Scenario]) -> Iterator[tuple[Scenario, Case]]:
-    """Every (scenario, case) pair, in order (used by `--list`)."""
-    for scenario in scenarios:
-        for case in scenario.cases():
-            yield scenario, case
