@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -109,6 +110,7 @@ def _stderr(line: str) -> None:
 def run_scenario(scenario: Scenario, plan: Plan, *, progress: Progress = _stderr) -> dict[str, Any]:
     """Measures every case of `scenario`; returns the results document (see `write_results`)."""
     started = datetime.now(UTC)
+    machine = machine_info()  # before the run: its load average is the machine's, not ours
     cases = []
     for case in scenario.cases():
         progress(f"[{scenario.name}] {case.name} ({case.backend})")
@@ -129,7 +131,8 @@ def run_scenario(scenario: Scenario, plan: Plan, *, progress: Progress = _stderr
             "concurrency": plan.concurrency,
             "quick": plan.quick,
         },
-        "machine": machine_info(),
+        "machine": machine,
+        "load_average_end": [round(value, 2) for value in os.getloadavg()],
         "cases": cases,
     }
 
