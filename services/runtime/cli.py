@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -188,6 +189,39 @@ def health(
     failing = sum(not result.serving for result in results)
     if failing:
         raise CliError(f"{failing} of {len(results)} not SERVING")
+
+
+@app.command("config")
+def show_config(ctx: typer.Context) -> None:
+    """Print the effective settings (defaults < file < FOUNDATION_* env) as TOML; unset ones commented."""
+    typer.echo(settings_toml(_settings(ctx)), nl=False)
+
+
+def settings_toml(settings: Settings) -> str:
+    """Settings as a TOML document that load_settings reads back to the same values."""
+    top: list[str] = []
+    sections: list[str] = []
+    for key, value in settings.model_dump(mode="json").items():
+        if isinstance(value, dict):
+            sections.append(f"\n[{key}]")
+            sections.extend(_toml_line(name, item) for name, item in value.items())
+        else:
+            top.append(_toml_line(key, value))
+    return "\n".join(top + sections) + "\n"
+
+
+def _toml_line(key: str, value: object) -> str:
+    if value is None:  # TOML has no null: leaving the key out keeps the default
+        return f"# {key} = (not set)"
+    return f"{key} = {_toml_value(value)}"
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)  # JSON scalars are valid TOML scalars
 
 
 def _health_target(settings: Settings, target: str) -> tuple[str, str]:

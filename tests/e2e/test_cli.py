@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import socket
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,23 +16,30 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from services.runtime.cli import main
+from services.runtime.config import load_settings
 from tests.e2e.processes import clean_environment, error_lines, run_to_end, write_config
 
 
-def run_in_process(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """`foundation <args>` in this process (fast, for property tests): exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
+@contextlib.contextmanager
+def foundation_env(env: dict[str, str] | None) -> Iterator[None]:
+    """Exactly `env` as this process's FOUNDATION_* environment for the duration."""
     saved = {key: value for key, value in os.environ.items() if key.startswith("FOUNDATION_")}
     for key in saved:
         del os.environ[key]
     os.environ.update(env or {})
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(args)
+        yield
     finally:
         for key in [key for key in os.environ if key.startswith("FOUNDATION_")]:
             del os.environ[key]
         os.environ.update(saved)
+
+
+def run_in_process(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`foundation <args>` in this process (fast, for property tests): exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with foundation_env(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -169,3 +178,28 @@ def test_serve_on_a_port_in_use_names_the_port(tmp_path: Path, taken_port: int, 
     errors = error_lines(err)
     assert len(errors) == 1, err
     assert str(taken_port) in errors[0], errors
+
+
+@given(
+    port=st.integers(min_value=0, max_value=65535),
+    hosts=st.lists(st.text(min_size=1, max_size=12).filter(lambda t: "\x00" not in t), max_size=3),
+    grace=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+)
+@settings(max_examples=30, deadline=None)
+def test_config_prints_toml_that_reads_back_to_the_same_settings(
+    tmp_path_factory: pytest.TempPathFactory, port: int, hosts: list[str], grace: float
+) -> None:
+    env = {
+        "FOUNDATION_CACHE__PORT": str(port),
+        "FOUNDATION_POOL__ALLOWED_HOSTS": json.dumps(hosts),
+        "FOUNDATION_SHUTDOWN_GRACE_S": repr(grace),
+    }
+    code, out, err = run_in_process(["config"], env)
+    assert code == 0, err
+    path = tmp_path_factory.mktemp("config") / "printed.toml"
+    path.write_text(out)
+    with foundation_env(env):
+        expected = load_settings()
+    with foundation_env({}):
+        assert load_settings(path) == expected
+    assert tomllib.loads(out)["cache"]["port"] == port
