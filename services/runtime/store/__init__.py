@@ -8,9 +8,9 @@ See DESIGN.md §4 (store) for why writes are batched the way they are.
 
 from services.runtime.store.engine import Dialect, safe_url
 from services.runtime.store.errors import StoreTimeout, StoreUnavailable, StoreUrlError
+from services.runtime.store.ops import BatchHandler, HandlerContractError, WriterStats
 from services.runtime.store.schema import metadata
 from services.runtime.store.store import Store
-from services.runtime.store.writer import BatchHandler, HandlerContractError, WriterStats
 
 __all__ = [
     "BatchHandler",

@@ -25,7 +25,7 @@ NOW_PARAM = "foundation_now_us"
 
 
 def postgres_now_us() -> sa.ColumnElement[int]:
-    """`(extract(epoch from clock_timestamp()) * 1000000)::bigint`, evaluated by PostgreSQL."""
+    """`floor(extract(epoch from clock_timestamp()) * 1000000)::bigint`, evaluated by PostgreSQL."""
     epoch = sa.extract("epoch", sa.func.clock_timestamp())
     return sa.cast(sa.func.floor(epoch * 1_000_000), sa.BigInteger)
 

@@ -28,7 +28,8 @@ from services.runtime.store.errors import (
     is_statement_timeout,
     one_line,
 )
-from services.runtime.store.writer import BatchHandler, GroupCommitWriter, Pending, WriterStats
+from services.runtime.store.ops import BatchHandler, Pending, WriterStats
+from services.runtime.store.writer import GroupCommitWriter
 
 OpT = TypeVar("OpT")
 ResT = TypeVar("ResT")

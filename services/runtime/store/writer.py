@@ -22,8 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -41,9 +40,8 @@ from services.runtime.store.errors import (
     is_transient,
     one_line,
 )
+from services.runtime.store.ops import BatchHandler, HandlerContractError, Outcome, Pending, WriterStats
 
-OpT_contra = TypeVar("OpT_contra", contravariant=True)
-ResT_co = TypeVar("ResT_co", covariant=True)
 T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
@@ -54,80 +52,6 @@ _BACKOFF_BASE_S = 0.002
 _BACKOFF_CAP_S = 0.05
 _IDLE_RECHECK_S = 1.0
 """A connection idle this long goes back to the pool, whose pre-ping checks it at the next checkout."""
-
-
-class BatchHandler(Protocol[OpT_contra, ResT_co]):
-    """One kind of write. The writer gathers concurrent operations of all handlers into one transaction
-    and calls `run()` once per handler per batch, with that handler's operations in arrival order."""
-
-    @property
-    def name(self) -> str:
-        """Short name for logs and errors."""
-        ...
-
-    def run(self, conn: sa.Connection, ops: Sequence[OpT_contra]) -> Sequence[ResT_co | BaseException]:
-        """One result per op, in order; an exception instance fails only that op (its caller gets it raised;
-        the handler must leave that op's changes undone, e.g. with `conn.begin_nested()`). If `run()`
-        raises, the writer retries transient errors and otherwise re-runs each op alone."""
-        ...
-
-
-class HandlerContractError(RuntimeError):
-    """A handler returned a different number of results than it was given operations."""
-
-
-@dataclass(frozen=True)
-class WriterStats:
-    """Counters of the writer since the store opened (exported as metrics by the server)."""
-
-    queued: int
-    queue_bound: int
-    batches: int
-    """Group transactions committed."""
-    operations: int
-    """Handler operations that completed with a result (errors are counted in `failures`)."""
-    transactions: int
-    """All write transactions committed: batches, operations re-run alone, `Store.transaction` calls."""
-    retries: int
-    """Transactions rolled back after a transient error and run again."""
-    failures: int
-    """Operations that ended with an error (their own, the database's, or a timeout while executing)."""
-    skipped: int
-    """Operations never executed because their caller had given up (timeout or cancellation)."""
-    rejected: int
-    """Writes refused because the queue was full."""
-    isolations: int
-    """Batches that failed and were re-run one operation at a time."""
-    largest_batch: int
-    mean_batch_size: float
-
-
-class Pending:
-    """One queued write: a handler operation, or a whole-transaction function (`fn`)."""
-
-    __slots__ = ("abandoned", "deadline", "fn", "future", "handler", "loop", "op")
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        *,
-        handler: BatchHandler[Any, Any] | None = None,
-        op: object = None,
-        fn: Callable[[sa.Connection], Any] | None = None,
-        deadline: float | None = None,
-    ) -> None:
-        self.loop = loop
-        self.future: asyncio.Future[Any] = loop.create_future()
-        self.handler = handler
-        self.op = op
-        self.fn = fn
-        self.deadline = deadline
-        """time.monotonic() by which the op must have started, or None."""
-        self.abandoned = False
-        """Set by the caller on timeout or cancellation; the writer then skips the op."""
-
-
-Outcome = tuple[Pending, Any, BaseException | None]
 
 
 class GroupCommitWriter:
