@@ -213,14 +213,15 @@ def settings_toml(settings: Settings) -> str:
 def _toml_line(key: str, value: object) -> str:
     if value is None:  # TOML has no null: leaving the key out keeps the default
         return f"# {key} = (not set)"
-    return f"{key} = {_toml_value(value)}"
+    return f"{key} = {toml_value(value)}"
 
 
-def _toml_value(value: object) -> str:
+def toml_value(value: object) -> str:
+    """One value in TOML syntax (tables inline)."""
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     return json.dumps(value, ensure_ascii=False)  # JSON scalars are valid TOML scalars
 
 
