@@ -24,7 +24,8 @@ def _documented_defaults() -> list[tuple[str, str]]:
 def _default_of(path: str) -> object:
     value: object = json.loads(Settings().model_dump_json())
     for part in path.split("."):
-        assert isinstance(value, dict) and part in value, f"README lists {path!r}, which is not a setting"
+        assert isinstance(value, dict), f"README lists {path!r}, which is not a setting"
+        assert part in value, f"README lists {path!r}, which is not a setting"
         value = value[part]
     return value
 
