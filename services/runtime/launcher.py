@@ -125,10 +125,12 @@ class LogSink:
     def child_line(self, service: str, line: str) -> None:
         """Forwards one log line of a child."""
         if self.json_mode:
-            record = _json_object(line)
-            if record is None:
-                record = {"event": line}
-            self._write(json.dumps({"service": service, **record}))
+            record = _json_object(line) or {"event": line}
+            own = record.get("service", service)
+            if own != service:  # the child's own field of that name is kept, under another key
+                record["service_field"] = own
+            record["service"] = service
+            self._write(json.dumps(record))
         else:
             self._write(f"{service:<9}| {line}")
 
