@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from bench import scenarios
-from bench.harness import Plan, read_results, run_scenario, write_results
+from bench.harness import Case, Plan, Scenario, read_results, run_scenario, write_results
 from bench.report import render_table, update_docs
 from bench.servers import ServerError
 
@@ -33,6 +33,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds per measured run (default 5)")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per load (default 1)")
     parser.add_argument("--concurrency", type=int, help="calls in flight (default 64)")
+    parser.add_argument("--case", help="only the cases whose `<name> (<backend>)` contains this text")
     parser.add_argument("--out", type=Path, help="results directory (default bench/results)")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/performance.md")
     return parser.parse_args(argv)
@@ -49,6 +50,13 @@ def _plan(args: argparse.Namespace) -> Plan:
     )
 
 
+def _only_cases(scenario: Scenario, text: str) -> Scenario:
+    def cases() -> list[Case]:
+        return [case for case in scenario.cases() if text in f"{case.name} ({case.backend})"]
+
+    return Scenario(scenario.name, scenario.description, cases)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the chosen scenarios; returns the exit code (1 with a one-line error when a server fails)."""
     args = _arguments(argv)
@@ -57,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
+    if args.case:
+        chosen = [_only_cases(scenario, args.case) for scenario in chosen]
     if args.list:
         for scenario in chosen:
             print(f"{scenario.name}: {scenario.description}")

@@ -73,6 +73,8 @@ class Case:
     """Reads cumulative server-side counters; the harness reads them around each scenario run."""
     derive: Callable[[Counters], dict[str, float]] | None = None
     """Turns the counters' increase over one run into figures to report (e.g. mean batch size)."""
+    concurrency: int | None = None
+    """Calls in flight for this case (ceiling and peer alike) instead of the plan's, e.g. 1 for idle latency."""
 
 
 @dataclass(frozen=True)
@@ -160,21 +162,20 @@ async def _measure(
 ) -> dict[str, Any]:
     async with _grpc_channel(server.address) as channel, _peer_client(case.peer, peer_server) as peer_request:
         ceiling = health_check(channel)
+        concurrency = case.concurrency or plan.concurrency
         scenario = case.request(channel)
 
         async def load(
             request: RequestFn, label: str, duration_s: float, on: ServerProcess = server
         ) -> RunStats:
             server_cpu, client_cpu = on.cpu_seconds(), time.process_time()
-            stats = await generate_load(
-                request, label=label, concurrency=plan.concurrency, duration_s=duration_s
-            )
+            stats = await generate_load(request, label=label, concurrency=concurrency, duration_s=duration_s)
             return stats.with_cpu(on.cpu_seconds() - server_cpu, time.process_time() - client_cpu)
 
         for request in (ceiling, scenario, peer_request):
             if request is not None and plan.warmup_s > 0:
                 await generate_load(
-                    request, label="warm-up", concurrency=plan.concurrency, duration_s=plan.warmup_s
+                    request, label="warm-up", concurrency=concurrency, duration_s=plan.warmup_s
                 )
         runs = _Runs()
         for index in range(plan.runs):
@@ -227,7 +228,12 @@ async def _peer_client(peer: Peer | None, server: ServerProcess | None) -> Async
 
 
 def _case_header(case: Case) -> dict[str, Any]:
-    return {"case": case.name, "backend": case.backend, "target": case.target}
+    return {
+        "case": case.name,
+        "backend": case.backend,
+        "target": case.target,
+        "concurrency": case.concurrency,
+    }
 
 
 def _run_line(runs: _Runs, index: int) -> str:
@@ -287,6 +293,8 @@ def _summarise(runs: _Runs, peer: Peer | None) -> dict[str, Any]:
             "ratio_to_ceiling": median(ratios),
             "peak_rss_mb": median(runs.rss_mb),
             "ceiling_throughput": median([run.throughput for run in runs.ceilings]),
+            "ceiling_p50_ms": median([run.p50_ms for run in runs.ceilings]),
+            "ceiling_p99_ms": median([run.p99_ms for run in runs.ceilings]),
             "server_cpu": median([run.server_cpu for run in runs.scenario]),
             "client_cpu": median([run.client_cpu for run in runs.scenario]),
             "server_cpu_us_per_call": median([run.server_cpu_us_per_call for run in runs.scenario]),
