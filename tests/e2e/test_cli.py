@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from services.runtime.cli import main
 from services.runtime.config import load_settings
@@ -54,18 +55,23 @@ def assert_one_error_line(code: int, err: str, *needles: str) -> str:
 
 
 def _is_valid_port(text: str) -> bool:
+    """Whether the CLI (typer, then pydantic: both lax, e.g. "1.0" is 1) takes `text` as a port."""
     try:
-        return 0 <= int(text) <= 65535
-    except ValueError:
+        return 0 <= TypeAdapter(int).validate_python(text) <= 65535
+    except ValidationError:
         return False
+
+
+UNREACHABLE_DB = {"FOUNDATION_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+"""So that a value wrongly taken for valid fails fast instead of serving (or migrating a real file)."""
 
 
 @given(port=st.one_of(st.integers().map(str), st.text(max_size=12)))
 @settings(max_examples=60, deadline=None)
 def test_serve_rejects_any_bad_port_with_one_line(port: str) -> None:
     assume(not _is_valid_port(port))
-    code, _, err = run_in_process(["serve", "limiter", f"--port={port}"])
-    assert code == 2
+    code, _, err = run_in_process(["serve", "limiter", f"--port={port}"], UNREACHABLE_DB)
+    assert code == 2, err
     line = assert_one_error_line(code, err)
     assert "port" in line
 
@@ -78,8 +84,9 @@ def test_serve_rejects_any_bad_port_with_one_line(port: str) -> None:
 def test_a_bad_env_var_is_named_before_anything_runs(service: str, value: int | str) -> None:
     assume(not _is_valid_port(str(value)) and "\x00" not in str(value))
     assume(str(value).encode("utf-8", errors="ignore").decode() == str(value))
-    code, out, err = run_in_process(["migrate"], {f"FOUNDATION_{service.upper()}__PORT": str(value)})
-    assert code == 2
+    env = {**UNREACHABLE_DB, f"FOUNDATION_{service.upper()}__PORT": str(value)}
+    code, out, err = run_in_process(["migrate"], env)
+    assert code == 2, err
     assert_one_error_line(code, err, f"{service}.port")
     assert out == ""
 
