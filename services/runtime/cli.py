@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -219,10 +220,23 @@ def _toml_line(key: str, value: object) -> str:
 def toml_value(value: object) -> str:
     """One value in TOML syntax (tables inline)."""
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_toml_string(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    return json.dumps(value, ensure_ascii=False)  # JSON scalars are valid TOML scalars
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # inf, -inf, nan: TOML's spelling, not JSON's
+    return json.dumps(value)  # numbers and booleans are written alike in JSON and TOML
+
+
+def _toml_string(text: str) -> str:
+    # TOML basic strings forbid control characters, DEL included (JSON lets DEL through unescaped).
+    escaped = "".join(
+        f"\\u{ord(char):04x}" if ord(char) < 0x20 or ord(char) == 0x7F else char
+        for char in text.replace("\\", "\\\\").replace('"', '\\"')
+    )
+    return f'"{escaped}"'
 
 
 def _health_target(settings: Settings, target: str) -> tuple[str, str]:
