@@ -161,10 +161,10 @@ def _json_object(line: str) -> dict[str, Any] | None:
 
 
 def reason_of(line: str) -> str:
-    """The human part of a log line: a JSON record's `event` (and `error`), else the line itself."""
+    """The human part of a log line: a JSON record's `event` (and `error`), else the line without `error: `."""
     record = _json_object(line)
     if record is None:
-        return line
+        return line.removeprefix("error: ")
     reason = str(record.get("event", line))
     if "error" in record:
         reason += f": {record['error']}"

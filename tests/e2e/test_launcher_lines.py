@@ -56,9 +56,11 @@ def test_console_lines_are_prefixed_and_json_records_keep_their_fields() -> None
 
 
 def test_reasons_come_from_plain_lines_and_json_records() -> None:
-    assert reason_of("error: port 7101 on 127.0.0.1 is already in use") == (
-        "error: port 7101 on 127.0.0.1 is already in use"
+    assert (
+        reason_of("error: port 7101 on 127.0.0.1 is already in use")
+        == "port 7101 on 127.0.0.1 is already in use"
     )
+    assert reason_of("Killed") == "Killed"
     assert reason_of(json.dumps({"event": "startup failed", "error": "boom"})) == "startup failed: boom"
     assert exit_text(1) == "exit code 1"
     assert exit_text(-9) == "killed by SIGKILL"
