@@ -134,3 +134,23 @@ async def test_a_service_that_cannot_start_stops_the_ones_started_and_is_named(
     assert errors[0].startswith("error: cache failed to start (exit code 1): port "), errors
     assert str(taken_port) in errors[0], errors
     assert "Foundation is up" not in proc.stdout()
+
+
+async def test_a_service_not_serving_within_the_startup_timeout_is_stopped_and_named(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    config = write_config(tmp_path / "foundation.toml", f"sqlite:///{tmp_path / 'f.db'}")
+    # Importing the runtime alone takes longer than this, so signals cannot be SERVING in time.
+    env = clean_environment(FOUNDATION_STARTUP_TIMEOUT_S="0.2")
+    proc = start(["--config", str(config), "run", "--only", "signals,limiter"], tmp_path, env)
+    procs.append(proc)
+    assert await proc.wait_exit(STOP_BOUND) == 1, proc.describe()
+
+    pids = proc.children()
+    assert set(pids) == {"signals"}, proc.describe()
+    await wait_gone(pids, within=5)
+    errors = error_lines(proc.stderr())
+    assert len(errors) == 1, proc.describe()
+    assert errors[0].startswith("error: signals did not become SERVING within 0.2s (startup_timeout_s)"), (
+        errors
+    )
