@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from services.runtime import registry
+from services.runtime.child_output import LogSink, ReadyLine, exit_text, read_lines, reason_of
 from services.runtime.client import dial_address, wait_serving
 from services.runtime.config import Settings
 
@@ -60,25 +60,6 @@ def bind_to_launcher() -> None:
         raise LaunchError("the launcher exited before this service started")
 
 
-@dataclass(frozen=True)
-class ReadyLine:
-    """What a service prints on stdout once SERVING: `READY <service> <host>:<port> metrics=<port|off> …`."""
-
-    service: str
-    address: str
-    extras: dict[str, str]
-    """The `key=value` words after the address (`metrics`, and e.g. `http` for the gateway)."""
-
-    @classmethod
-    def parse(cls, line: str) -> ReadyLine | None:
-        """The READY line's fields, or None when `line` is not a READY line."""
-        words = line.split()
-        if len(words) < 3 or words[0] != "READY":
-            return None
-        extras = dict(word.split("=", 1) for word in words[3:] if "=" in word)
-        return cls(service=words[1], address=words[2], extras=extras)
-
-
 @dataclass
 class Child:
     """One service process and what the launcher has learnt about it."""
@@ -109,66 +90,6 @@ class Child:
 
 def _port_text(port: str) -> str:
     return port if port == "off" else f":{port}"
-
-
-@dataclass
-class LogSink:
-    """One stream carrying every child's log lines and the launcher's own notes, each tagged with its process.
-
-    In JSON mode each line is a JSON object with a `service` key (JSON lines of children get the key added);
-    otherwise lines are prefixed with the process name.
-    """
-
-    stream: TextIO
-    json_mode: bool
-
-    def child_line(self, service: str, line: str) -> None:
-        """Forwards one log line of a child."""
-        if self.json_mode:
-            record = _json_object(line) or {"event": line}
-            own = record.get("service", service)
-            if own != service:  # the child's own field of that name is kept, under another key
-                record["service_field"] = own
-            record["service"] = service
-            self._write(json.dumps(record))
-        else:
-            self._write(f"{service:<9}| {line}")
-
-    def note(self, event: str, **fields: Any) -> None:
-        """Writes one message of the launcher itself."""
-        if self.json_mode:
-            self._write(json.dumps({"service": "launcher", "event": event, **fields}))
-        else:
-            extra = "".join(f" {key}={value}" for key, value in fields.items())
-            self._write(f"{'launcher':<9}| {event}{extra}")
-
-    def _write(self, text: str) -> None:
-        try:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-        except (BrokenPipeError, ValueError):  # our stderr went away; keep supervising the children
-            pass
-
-
-def _json_object(line: str) -> dict[str, Any] | None:
-    if not line.startswith("{"):
-        return None
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def reason_of(line: str) -> str:
-    """The human part of a log line: a JSON record's `event` (and `error`), else the line without `error: `."""
-    record = _json_object(line)
-    if record is None:
-        return line.removeprefix("error: ")
-    reason = str(record.get("event", line))
-    if "error" in record:
-        reason += f": {record['error']}"
-    return reason
 
 
 def plan(services: Sequence[str] | None = None) -> list[tuple[str, ...]]:
@@ -296,7 +217,7 @@ class Launcher:
 
     async def _read_stdout(self, child: Child) -> None:
         assert child.process.stdout is not None
-        async for line in _lines(child.process.stdout):
+        async for line in read_lines(child.process.stdout):
             ready = ReadyLine.parse(line)
             if ready is not None and child.ready is None:
                 child.ready = ready
@@ -306,7 +227,7 @@ class Launcher:
 
     async def _read_stderr(self, child: Child) -> None:
         assert child.process.stderr is not None
-        async for line in _lines(child.process.stderr):
+        async for line in read_lines(child.process.stderr):
             if line.strip():
                 child.last_line = line
                 self.log.child_line(child.name, line)
@@ -407,16 +328,6 @@ class Launcher:
             pass
 
 
-def exit_text(returncode: int | None) -> str:
-    """How a child ended, for messages: `exit code 1`, `killed by SIGKILL`."""
-    if returncode is not None and returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            pass
-    return f"exit code {returncode}"
-
-
 def _address(child: Child) -> str:
     assert child.ready is not None
     return dial_address(child.ready.address)
@@ -427,14 +338,3 @@ def _send(child: Child, signum: int) -> None:
         child.process.send_signal(signum)
     except ProcessLookupError:
         pass
-
-
-async def _lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
-    while True:
-        try:
-            raw = await stream.readline()
-        except ValueError:  # a line beyond the limit; its bytes are dropped, the next line is read
-            continue
-        if not raw:
-            return
-        yield raw.decode(errors="replace").rstrip("\r\n")

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.runtime.launcher import ReadyLine
+from services.runtime.child_output import ReadyLine
 from tests.e2e.processes import READY_TIMEOUT, Proc, clean_environment, start
 
 GRACE_S = 2.0

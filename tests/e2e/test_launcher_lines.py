@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.runtime.launcher import LaunchError, LogSink, ReadyLine, exit_text, plan, reason_of
+from services.runtime.child_output import LogSink, ReadyLine, exit_text, reason_of
+from services.runtime.launcher import LaunchError, plan
 
 
 def test_ready_line_fields() -> None:

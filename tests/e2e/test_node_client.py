@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from services.runtime.launcher import ReadyLine
+from services.runtime.child_output import ReadyLine
 from tests.e2e.processes import clean_environment, start
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from services.runtime.child_output import ReadyLine
 from services.runtime.client import check_health, list_services
-from services.runtime.launcher import ReadyLine
 from tests.e2e.processes import Proc, clean_environment, start, wait_gone
 
 
