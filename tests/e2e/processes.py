@@ -132,9 +132,11 @@ def start(args: list[str], tmp_path: Path, env: Mapping[str, str], name: str = "
     return Proc(popen, out_path, err_path)
 
 
-def run_to_end(args: list[str], tmp_path: Path, env: Mapping[str, str], timeout: float = 60.0) -> Proc:
+def run_to_end(
+    args: list[str], tmp_path: Path, env: Mapping[str, str], timeout: float = 60.0, name: str = "foundation"
+) -> Proc:
     """Runs `foundation <args>` to completion."""
-    proc = start(args, tmp_path, env)
+    proc = start(args, tmp_path, env, name)
     try:
         proc.popen.wait(timeout)
     except subprocess.TimeoutExpired:

@@ -143,13 +143,14 @@ def test_bad_config_as_a_real_process(tmp_path: Path) -> None:
 
 
 def test_migrate_prints_the_revision_and_is_idempotent(tmp_path: Path) -> None:
+    # A real process: migrating configures logging, which must not leak into this test process.
     url = f"sqlite:///{tmp_path / 'sub' / 'f.db'}"
-    first = run_in_process(["migrate"], {"FOUNDATION_DATABASE_URL": url})
-    second = run_in_process(["migrate"], {"FOUNDATION_DATABASE_URL": url})
-    assert first[0] == 0, first
-    assert first[1].startswith(f"{url} at revision "), first
-    assert first[1] == second[1]
-    assert first[1].split()[-1] != "base"
+    env = clean_environment(FOUNDATION_DATABASE_URL=url)
+    first, second = (run_to_end(["migrate"], tmp_path, env, name=f"migrate{i}") for i in range(2))
+    assert first.popen.returncode == 0, first.describe()
+    assert first.stdout().startswith(f"{url} at revision "), first.describe()
+    assert first.stdout() == second.stdout()
+    assert first.stdout().split()[-1] != "base"
 
 
 @pytest.mark.parametrize("command", [["migrate"], ["run"], ["serve", "limiter", "--port", "0"]])
