@@ -1,17 +1,46 @@
-"""The limiter process (stub): its contracts are served, every method answers UNIMPLEMENTED for now."""
+"""The limiter process: LimiterService and Envoy's RateLimitService on one port, over the store."""
 
 from __future__ import annotations
 
+import grpc
 from envoy.service.ratelimit.v3 import rls_pb2
 
-from foundation.limiter.v1 import limiter_pb2
+from foundation.limiter.v1 import limiter_pb2, limiter_pb2_grpc
+from services.limiter.service import KEYS_RESOURCE, Limiters
+from services.limiter.servicer import LimiterServicer
+from services.limiter.statements import SqlClock
 from services.runtime.service import ServiceContext, ServiceParts
-from services.runtime.unimplemented import unimplemented_parts
+from services.runtime.unimplemented import unimplemented_handler
+
+STATS_FLUSH_S = 1.0
+"""How often decision counters are added to the shared stats table (GetStats lags other replicas by this)."""
 
 
-def build(ctx: ServiceContext) -> ServiceParts:
-    """LimiterService and Envoy's RateLimitService on one port, both UNIMPLEMENTED."""
-    return unimplemented_parts(
-        limiter_pb2.DESCRIPTOR.services_by_name["LimiterService"],
-        rls_pb2.DESCRIPTOR.services_by_name["RateLimitService"],
+def build(ctx: ServiceContext, *, clock: SqlClock | None = None) -> ServiceParts:
+    """Wires the limiter: servicers, the key bound, the sweeper and the stats flush (both supervised)."""
+    limiters = Limiters(ctx, clock)
+    settings = ctx.settings.limiter
+    servicer = LimiterServicer(limiters)
+    envoy = unimplemented_handler(rls_pb2.DESCRIPTOR.services_by_name["RateLimitService"])
+
+    def register(server: grpc.aio.Server) -> None:
+        limiter_pb2_grpc.add_LimiterServiceServicer_to_server(servicer, server)
+        server.add_generic_rpc_handlers((envoy,))
+
+    async def start() -> None:
+        ctx.resources.register(KEYS_RESOURCE, settings.max_keys, limiters.count_keys)
+        ctx.supervisor.every("limiter.sweep", settings.sweep_interval_s, limiters.sweep)
+        ctx.supervisor.every("limiter.stats_flush", STATS_FLUSH_S, limiters.stats.flush)
+
+    async def stop() -> None:
+        await limiters.stats.flush()
+
+    return ServiceParts(
+        register=[register],
+        service_names=[
+            limiter_pb2.DESCRIPTOR.services_by_name["LimiterService"].full_name,
+            rls_pb2.DESCRIPTOR.services_by_name["RateLimitService"].full_name,
+        ],
+        on_start=[start],
+        on_stop=[stop],
     )

@@ -1,0 +1,296 @@
+"""The group-commit handler of `Check`: every concurrent check of a batch decided in a few statements.
+
+Single-item checks (and each item of an INDEPENDENT check) are *units*. Units on one key with equal cost in a
+row are merged into one statement row of `n` requests; different costs on one key go to successive *rounds*
+(the k-th run of each key in the k-th statement). Rows are sorted by (limiter, key) so that replicas lock keys
+in one order. The statement says how many of the `n` were admitted; they are the first ones in arrival order.
+
+ALL_OR_NOTHING checks of several items, and dry runs, run in a SAVEPOINT each: the same statements on their
+items (one row per key, costs summed), rolled back when any item is denied (or always, for a dry run).
+Peeks (cost 0) change nothing: they are read after the decisions, from the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from services.limiter import leases, reads
+from services.limiter.algorithms import Algorithm, View, concurrency_view, fixed_view, gcra_view, sliding_view
+from services.limiter.statements import DECIDERS, SqlClock, dialect_of, ensure_rows
+
+
+@dataclass(slots=True)
+class Unit:
+    """One item to decide: `cost` units of `key` on limiter `limiter` (its id)."""
+
+    limiter: str
+    key: str
+    cost: int
+    algorithm: Algorithm
+    shadow: bool = False
+    lease_id: str = ""
+
+
+@dataclass(slots=True)
+class CheckOp:
+    """One Check request as the writer sees it."""
+
+    units: list[Unit]
+    atomic: bool
+    """ALL_OR_NOTHING with several items: all consume or none does."""
+    dry_run: bool = False
+
+
+@dataclass(slots=True)
+class Decision:
+    """The decision on one unit. `consumed` is False for denials, peeks, dry runs and rolled-back items."""
+
+    allowed: bool
+    view: View
+    consumed: bool = False
+    lease_id: str = ""
+    before: View | None = None
+    """For items of atomic checks: the key's view had this item not consumed (used when rolled back)."""
+
+    def unconsumed(self) -> Decision:
+        """This decision once its consumption was rolled back: same verdict, the key's untouched state."""
+        return Decision(self.allowed, self.before or self.view)
+
+
+class StaleConfig(Exception):
+    """A limiter of the check no longer exists or changed algorithm since it was looked up: look again."""
+
+    def __init__(self, limiters: set[str]) -> None:
+        super().__init__(f"limiters changed while checking: {', '.join(sorted(limiters))}")
+        self.limiters = limiters
+
+
+Slot = tuple[int, int]
+"""(op index, unit index) of a unit in the batch."""
+
+
+@dataclass
+class _Outcome:
+    decisions: dict[Slot, Decision] = field(default_factory=dict)
+    missing: set[tuple[str, str]] = field(default_factory=set)
+
+
+class CheckHandler:
+    """BatchHandler of `Check` operations."""
+
+    name = "limiter.check"
+
+    def __init__(self, dialect: str, clock: SqlClock) -> None:
+        self._d = dialect_of(dialect)
+        self._clock = clock
+        self._decide_sql = {alg: clock.text(make(self._d)) for alg, make in DECIDERS.items()}
+        self._ensure_sql = sa.text(ensure_rows(self._d))
+
+    def run(self, conn: sa.Connection, ops: Sequence[CheckOp]) -> Sequence[list[Decision] | BaseException]:
+        """Decides every op of the batch (see the module docstring)."""
+        simple: list[tuple[Slot, Unit]] = []
+        atomic: list[int] = []
+        for i, op in enumerate(ops):
+            if op.atomic or op.dry_run:
+                atomic.append(i)
+            else:
+                simple.extend(((i, j), unit) for j, unit in enumerate(op.units))
+        outcome = self._decide(conn, simple)
+        for i in atomic:
+            self._decide_atomic(conn, i, ops[i], outcome)
+        peeks = [(slot, u) for slot, u in simple if u.cost == 0]
+        peeks += [((i, j), u) for i in atomic for j, u in enumerate(ops[i].units) if u.cost == 0]
+        self._peek(conn, peeks, outcome)
+        results: list[list[Decision] | BaseException] = []
+        for i, op in enumerate(ops):
+            gone = {u.limiter for u in op.units if (u.limiter, u.key) in outcome.missing}
+            if gone:
+                results.append(StaleConfig(gone))
+            else:
+                results.append([outcome.decisions[(i, j)] for j in range(len(op.units))])
+        return results
+
+    # ---- counting algorithms and leases, merged ----------------------------------------------------
+
+    def _decide(
+        self, conn: sa.Connection, units: Sequence[tuple[Slot, Unit]], *, keep_before: bool = False
+    ) -> _Outcome:
+        outcome = _Outcome()
+        by_algorithm: dict[Algorithm, list[tuple[Slot, Unit]]] = defaultdict(list)
+        for slot, unit in units:
+            if unit.cost > 0:
+                by_algorithm[unit.algorithm].append((slot, unit))
+        for algorithm, group in by_algorithm.items():
+            if algorithm is Algorithm.CONCURRENCY:
+                self._lease(conn, group, outcome)
+            else:
+                self._count(conn, algorithm, group, outcome, keep_before)
+        return outcome
+
+    def _count(
+        self,
+        conn: sa.Connection,
+        algorithm: Algorithm,
+        units: list[tuple[Slot, Unit]],
+        outcome: _Outcome,
+        keep_before: bool,
+    ) -> None:
+        # key → runs of consecutive equal costs, each run a list of slots in arrival order.
+        runs: dict[tuple[str, str], list[tuple[int, list[Slot]]]] = {}
+        for slot, unit in units:
+            key_runs = runs.setdefault((unit.limiter, unit.key), [])
+            if key_runs and key_runs[-1][0] == unit.cost:
+                key_runs[-1][1].append(slot)
+            else:
+                key_runs.append((unit.cost, [slot]))
+        keys = sorted(runs)
+        conn.execute(self._ensure_sql, self._rows_params([(lim, key, 0, 0) for lim, key in keys]))
+        depth = max(len(r) for r in runs.values())
+        for round_no in range(depth):
+            rows = [
+                (lim, key, runs[(lim, key)][round_no])
+                for lim, key in keys
+                if round_no < len(runs[(lim, key)])
+            ]
+            params = self._rows_params([(lim, key, cost, len(slots)) for lim, key, (cost, slots) in rows])
+            returned = {(r.limiter, r.key): r for r in conn.execute(self._decide_sql[algorithm], params)}
+            for lim, key, (cost, slots) in rows:
+                row = returned.get((lim, key))
+                if row is None:
+                    outcome.missing.add((lim, key))
+                    continue
+                decisions = _distribute(algorithm, row, cost, len(slots), keep_before)
+                for slot, decision in zip(slots, decisions, strict=True):
+                    outcome.decisions[slot] = decision
+
+    def _lease(self, conn: sa.Connection, units: list[tuple[Slot, Unit]], outcome: _Outcome) -> None:
+        d = self._d
+        pairs = sorted({(u.limiter, u.key) for _, u in units})
+        locked = leases.lock_keys(conn, self._clock, d, pairs)
+        running: dict[tuple[str, str], int] = defaultdict(int)
+        requests: list[tuple[str, str, str, int, int]] = []
+        for _, unit in units:
+            pair = (unit.limiter, unit.key)
+            if pair not in locked:
+                outcome.missing.add(pair)
+                continue
+            running[pair] += unit.cost
+            requests.append((unit.lease_id, unit.limiter, unit.key, unit.cost, running[pair]))
+        if not requests:
+            return
+        insert = self._clock.text(leases.insert_statement(d))
+        granted = {row[0] for row in conn.execute(insert, leases.requests_params(d, requests))}
+        live = leases.live_leases(conn, self._clock, d, sorted(locked))
+        # Held before this batch = live weight now minus what this batch was granted; each request then
+        # sees the running total of the grants before it.
+        held = {pair: sum(w for w, _ in live[pair]) for pair in locked}
+        for _, unit in units:
+            if unit.lease_id in granted:
+                held[(unit.limiter, unit.key)] -= unit.cost
+        for slot, unit in units:
+            pair = (unit.limiter, unit.key)
+            if pair not in locked:
+                continue
+            now, limit = locked[pair]
+            full = concurrency_view(limit, live[pair], now, unit.cost)
+            before = View(limit, max(0, limit - held[pair]), full.reset_after_us, 0)
+            if unit.lease_id in granted:
+                held[pair] += unit.cost
+                view = View(limit, max(0, limit - held[pair]), full.reset_after_us, 0)
+                outcome.decisions[slot] = Decision(True, view, True, unit.lease_id, before)
+            else:
+                outcome.decisions[slot] = Decision(False, full, before=before)
+
+    def _rows_params(self, rows: list[tuple[str, str, int, int]]) -> dict[str, Any]:
+        if self._d.name == "postgresql":
+            return {
+                "lims": [r[0] for r in rows],
+                "keys": [r[1] for r in rows],
+                "costs": [r[2] for r in rows],
+                "ns": [r[3] for r in rows],
+            }
+        return {"rows": json.dumps(rows)}
+
+    # ---- all or nothing, dry runs, peeks ----------------------------------------------------------
+
+    def _decide_atomic(self, conn: sa.Connection, index: int, op: CheckOp, outcome: _Outcome) -> None:
+        # One row per key with the costs summed: the items of one key fit together or not at all. Merged
+        # rows get slots past the op's own items; `members` maps each decided slot to its items.
+        merged: dict[tuple[str, str], tuple[Slot, Unit]] = {}
+        members: dict[Slot, list[int]] = defaultdict(list)
+        units: list[tuple[Slot, Unit]] = []
+        for j, unit in enumerate(op.units):
+            if unit.cost == 0:
+                continue
+            pair = (unit.limiter, unit.key)
+            if unit.algorithm is Algorithm.CONCURRENCY:
+                slot = (index, j)
+                units.append((slot, unit))
+            elif pair in merged:
+                slot, row = merged[pair]
+                row.cost += unit.cost
+            else:
+                slot = (index, len(op.units) + len(merged))
+                row = Unit(unit.limiter, unit.key, unit.cost, unit.algorithm, unit.shadow)
+                merged[pair] = (slot, row)
+                units.append((slot, row))
+            members[slot].append(j)
+        savepoint = conn.begin_nested()
+        part = self._decide(conn, units, keep_before=True)
+        denied = any(
+            not part.decisions[slot].allowed and not unit.shadow
+            for slot, unit in units
+            if slot in part.decisions
+        )
+        kept = not (op.dry_run or denied or part.missing)
+        if kept:
+            savepoint.commit()
+        else:
+            savepoint.rollback()
+        outcome.missing |= part.missing
+        for slot, items in members.items():
+            decision = part.decisions.get(slot)
+            if decision is not None:
+                settled = decision if kept else decision.unconsumed()
+                for j in items:
+                    outcome.decisions[(index, j)] = settled
+
+    def _peek(self, conn: sa.Connection, units: list[tuple[Slot, Unit]], outcome: _Outcome) -> None:
+        if not units:
+            return
+        found = reads.views(conn, self._clock, self._d, [(u.limiter, u.key, 1) for _, u in units])
+        for (slot, unit), view in zip(units, found, strict=True):
+            if view is None:
+                outcome.missing.add((unit.limiter, unit.key))
+            else:
+                outcome.decisions[slot] = Decision(view.retry_after_us == 0, view)
+
+
+def _distribute(algorithm: Algorithm, row: Any, cost: int, n: int, keep_before: bool) -> list[Decision]:
+    """The decisions of a merged row's `n` requests, in arrival order: the first `admitted` are allowed."""
+    decisions: list[Decision] = []
+    for i in range(n):
+        allowed = i < row.admitted
+        used = (i + 1) * cost if allowed else None
+        view = _row_view(algorithm, row, used, 0 if allowed else cost)
+        before = _row_view(algorithm, row, i * cost, 0) if keep_before else None
+        decisions.append(Decision(allowed, view, allowed, before=before))
+    return decisions
+
+
+def _row_view(algorithm: Algorithm, row: Any, used: int | None, cost: int) -> View:
+    """The key's view after `used` units of this row were consumed (None: the row's final state)."""
+    limit, period = row.cfg_limit, row.cfg_period_us
+    if algorithm is Algorithm.GCRA:
+        level = row.level if used is None else row.before_level - used * period
+        return gcra_view(limit, row.cfg_burst, period, level, cost)
+    count = row.level if used is None else row.before_level + used
+    if algorithm is Algorithm.FIXED_WINDOW:
+        return fixed_view(limit, period, count, row.stamp_us, row.seen_us, cost)
+    return sliding_view(limit, period, row.prev_level, count, row.stamp_us, row.seen_us, cost)

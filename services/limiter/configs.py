@@ -1,0 +1,72 @@
+"""A short-lived per-process cache of limiter definitions, for validating and routing checks quickly.
+
+It is never the authority on a decision: every decision statement joins `limiters` itself, so a quota
+changed on another replica applies to the very next check. The cache only says which algorithm's statement
+to use and what cost is acceptable; when it is stale the statement says so (services.limiter.batch.
+StaleConfig) and the check looks again. When the store cannot be reached, the last known definitions still
+tell each check its failure mode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterable
+
+from services.limiter import store as sql
+from services.limiter.algorithms import LimiterConfig
+from services.runtime.errors import NotFound
+from services.runtime.store import Store, StoreTimeout, StoreUnavailable
+
+RESOURCE_TYPE = "limiter.foundation/Limiter"
+
+
+class ConfigCache:
+    """Limiter definitions by id, fresh for `ttl_s` seconds."""
+
+    def __init__(self, store: Store, ttl_s: float = 1.0) -> None:
+        self._store = store
+        self._ttl = ttl_s
+        self._entries: dict[str, tuple[float, LimiterConfig]] = {}
+
+    async def get_many(self, ids: Collection[str], *, timeout: float | None) -> dict[str, LimiterConfig]:  # noqa: ASYNC109
+        """The definitions of `ids`; NotFound for the first unknown one (in iteration order).
+
+        With the store down, entries past their TTL are still used; unknown ones then raise the store error.
+        """
+        now = time.monotonic()
+        found: dict[str, LimiterConfig] = {}
+        missing: list[str] = []
+        for limiter_id in ids:
+            entry = self._entries.get(limiter_id)
+            if entry is not None and now - entry[0] < self._ttl:
+                found[limiter_id] = entry[1]
+            else:
+                missing.append(limiter_id)
+        if missing:
+            try:
+                loaded = await self._store.read(lambda conn: sql.get_limiters(conn, missing), timeout=timeout)
+            except (StoreUnavailable, StoreTimeout):
+                loaded = {i: self._entries[i][1] for i in missing if i in self._entries}
+                if len(loaded) < len(missing):
+                    raise
+            else:
+                stamp = time.monotonic()
+                for limiter_id, config in loaded.items():
+                    self._entries[limiter_id] = (stamp, config)
+                for limiter_id in missing:
+                    if limiter_id not in loaded:
+                        self._entries.pop(limiter_id, None)
+            found.update(loaded)
+        for limiter_id in ids:
+            if limiter_id not in found:
+                raise NotFound(RESOURCE_TYPE, f"limiters/{limiter_id}")
+        return found
+
+    def put(self, config: LimiterConfig) -> None:
+        """Remembers a definition this process just wrote."""
+        self._entries[config.id] = (time.monotonic(), config)
+
+    def forget(self, ids: Iterable[str]) -> None:
+        """Drops definitions known to be stale."""
+        for limiter_id in ids:
+            self._entries.pop(limiter_id, None)

@@ -1,0 +1,290 @@
+"""The limiter's logic between the servicer (protos) and the store (SQL).
+
+Checks: validate against the limiters' definitions, shed at `severe`, decide through the group-commit writer
+within the store timeout, and when the store cannot answer in time apply each limiter's failure mode (a
+result, never an error). CRUD, status, reset and release are thin transactions. The sweeper and the stats
+flush run under the supervisor (wired in services.limiter.server).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from services.limiter import reads
+from services.limiter import store as sql
+from services.limiter.algorithms import Algorithm, FailureMode, LimiterConfig, View
+from services.limiter.batch import CheckHandler, CheckOp, Decision, StaleConfig, Unit
+from services.limiter.configs import RESOURCE_TYPE, ConfigCache
+from services.limiter.statements import SqlClock, dialect_of
+from services.limiter.stats import StatsBook
+from services.limiter.store import Counts, ReleaseHandler
+from services.limiter.validation import Item, Violations, combination, complete
+from services.runtime import deadlines
+from services.runtime.errors import AlreadyExists, NotFound, Unavailable
+from services.runtime.service import ServiceContext
+from services.runtime.store import Store, StoreTimeout, StoreUnavailable
+
+log = structlog.get_logger(__name__)
+
+KEYS_RESOURCE = "limiter.keys"
+FAILURE_RETRY_US = 1_000_000
+"""What a FAIL_CLOSED denial tells the client to wait: the store is expected back within about a second."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A decided Check item as the servicer reports it."""
+
+    config: LimiterConfig
+    allowed: bool
+    view: View
+    lease_id: str
+    shadow_denied: bool
+
+
+class Limiters:
+    """Everything the limiter does, on one store."""
+
+    def __init__(self, ctx: ServiceContext, clock: SqlClock | None = None) -> None:
+        if ctx.store is None:
+            raise ValueError("the limiter needs a store")
+        self._ctx = ctx
+        self._store: Store = ctx.store
+        self._settings = ctx.settings.limiter
+        self.clock = clock or SqlClock.for_store(self._store)
+        self._dialect = dialect_of(self._store.dialect)
+        self._checker = CheckHandler(self._store.dialect, self.clock)
+        self._releaser = ReleaseHandler(self._store.dialect, self.clock)
+        self.configs = ConfigCache(self._store)
+        self.stats = StatsBook(self._store, ctx.metrics, ctx.events)
+        self._store_failures = ctx.metrics.counter(
+            "foundation_limiter_store_failures_total",
+            "Checks answered by their failure mode because the store could not answer in time",
+            ["failure_mode"],
+        )
+
+    # ---- limiter resources ----------------------------------------------------------------------------
+
+    async def create(self, limiter_id: str, values: dict[str, Any], *, burst_set: bool) -> LimiterConfig:
+        """Creates a limiter; ALREADY_EXISTS when the id is taken."""
+        values = complete({"id": limiter_id, **values})
+        _validate(_preview(values), burst_set=burst_set)
+        created = await self._store.transaction(lambda conn: sql.insert_limiter(conn, self.clock, values))
+        if created is None:
+            raise AlreadyExists(RESOURCE_TYPE, f"limiters/{limiter_id}")
+        self.configs.put(created)
+        self._ctx.events.emit("limiter_configured", _event(created), subject=created.name)
+        return created
+
+    async def get(self, limiter_id: str) -> LimiterConfig:
+        """One limiter or NOT_FOUND."""
+        found = await self._store.read(lambda conn: sql.get_limiters(conn, [limiter_id]))
+        if limiter_id not in found:
+            raise NotFound(RESOURCE_TYPE, f"limiters/{limiter_id}")
+        return found[limiter_id]
+
+    async def page(self, after: str, size: int) -> tuple[list[LimiterConfig], str]:
+        """One page in id order and the id to continue after ('' on the last page)."""
+        page = await self._store.read(lambda conn: sql.list_limiters(conn, after, size + 1))
+        more = len(page) > size
+        page = page[:size]
+        return page, (page[-1].id if more else "")
+
+    async def update(self, limiter_id: str, values: dict[str, Any], *, burst_set: bool) -> LimiterConfig:
+        """Changes the given fields in one statement; the result is validated before it commits."""
+
+        def change(conn: object) -> LimiterConfig:
+            updated = sql.update_limiter(conn, self.clock, limiter_id, values)  # type: ignore[arg-type]
+            if updated is None:
+                raise NotFound(RESOURCE_TYPE, f"limiters/{limiter_id}")
+            _validate(updated, burst_set=burst_set)  # raising here rolls the update back
+            return updated
+
+        updated = await self._store.transaction(change)
+        self.configs.put(updated)
+        self._ctx.events.emit("limiter_configured", _event(updated), subject=updated.name)
+        return updated
+
+    async def delete(self, limiter_id: str) -> int:
+        """Deletes a limiter and its keys; returns how many keys it had."""
+        keys = await self._store.transaction(lambda conn: sql.delete_limiter(conn, limiter_id))
+        if keys is None:
+            raise NotFound(RESOURCE_TYPE, f"limiters/{limiter_id}")
+        self.configs.forget([limiter_id])
+        self.stats.forget(limiter_id)
+        self._ctx.events.emit(
+            "limiter_removed", {"limiter": f"limiters/{limiter_id}"}, subject=f"limiters/{limiter_id}"
+        )
+        return keys
+
+    # ---- decisions ------------------------------------------------------------------------------------
+
+    async def check(self, items: Sequence[Item], *, all_or_nothing: bool, dry_run: bool) -> list[Outcome]:
+        """Decides the items; over-limit and store failures are results, never errors."""
+        timeout = deadlines.bounded(self._settings.store_timeout_ms / 1000)
+        ids = list(dict.fromkeys(item.limiter_id for item in items))
+        for attempt in range(3):
+            configs = await self.configs.get_many(ids, timeout=timeout)
+            self._check_costs(items, configs)
+            if not dry_run and any(item.cost > 0 for item in items):
+                self._ctx.resources.check_writes()
+            units = [_unit(item, configs[item.limiter_id], dry_run) for item in items]
+            op = CheckOp(units, atomic=all_or_nothing and len(units) > 1, dry_run=dry_run)
+            try:
+                decisions = await self._store.write(self._checker, op, timeout=timeout)
+            except StaleConfig as stale:
+                self.configs.forget(stale.limiters)
+                if attempt == 2:
+                    raise Unavailable("limiters kept changing during the check; try again") from stale
+                continue
+            except (StoreTimeout, StoreUnavailable) as failure:
+                decisions = self._failure_mode(units, configs, failure)
+            return self._settle(items, configs, decisions)
+        raise AssertionError("unreachable")
+
+    def _check_costs(self, items: Sequence[Item], configs: dict[str, LimiterConfig]) -> None:
+        v = Violations()
+        for i, item in enumerate(items):
+            config = configs[item.limiter_id]
+            if item.cost > config.capacity:
+                what = "burst" if config.algorithm is Algorithm.GCRA else "limit"
+                v.add(
+                    f"items[{i}].cost",
+                    f"{item.cost} can never be allowed: {config.name} has {what} {config.capacity}",
+                )
+        v.raise_if_any()
+
+    def _failure_mode(
+        self, units: Sequence[Unit], configs: dict[str, LimiterConfig], failure: Exception
+    ) -> list[Decision]:
+        log.warning("limiter store did not answer in time; failure modes apply", error=str(failure))
+        decisions = []
+        for unit in units:
+            config = configs[unit.limiter]
+            open_ = config.failure_mode is FailureMode.FAIL_OPEN
+            self._store_failures.labels(config.failure_mode.name).inc()
+            view = View(config.limit, config.limit if open_ else 0, 0, 0 if open_ else FAILURE_RETRY_US)
+            decisions.append(Decision(open_, view))
+        return decisions
+
+    def _settle(
+        self, items: Sequence[Item], configs: dict[str, LimiterConfig], decisions: Sequence[Decision]
+    ) -> list[Outcome]:
+        outcomes = []
+        for item, decision in zip(items, decisions, strict=True):
+            config = configs[item.limiter_id]
+            shadow_denied = config.shadow and not decision.allowed
+            allowed = decision.allowed or shadow_denied
+            self.stats.record(item.limiter_id, allowed=allowed, shadow_denied=shadow_denied)
+            view = decision.view
+            if shadow_denied:
+                view = View(view.limit, view.remaining, view.reset_after_us, 0)
+            outcomes.append(Outcome(config, allowed, view, decision.lease_id, shadow_denied))
+        return outcomes
+
+    async def status(self, limiter_id: str, key: str) -> tuple[View, int]:
+        """The key's view now and the clock's value (µs), without changing anything."""
+
+        def read(conn: object) -> tuple[list[View | None], int]:
+            found = reads.views(conn, self.clock, self._dialect, [(limiter_id, key, 0)])  # type: ignore[arg-type]
+            return found, self.clock.now_us(conn)  # type: ignore[arg-type]
+
+        found, now = await self._store.read(read)
+        if found[0] is None:
+            raise NotFound(RESOURCE_TYPE, f"limiters/{limiter_id}")
+        return found[0], now
+
+    async def reset(self, limiter_id: str, key: str) -> bool:
+        """Clears one key; whether it had state."""
+        existed = await self._store.transaction(lambda conn: sql.reset_key(conn, limiter_id, key))
+        if existed is None:
+            raise NotFound(RESOURCE_TYPE, f"limiters/{limiter_id}")
+        return existed
+
+    async def release(self, lease_id: str) -> bool:
+        """Frees a lease early; False when it was unknown or already expired."""
+        released: bool = await self._store.write(self._releaser, lease_id)
+        return released
+
+    async def read_stats(self, limiter_id: str | None) -> list[tuple[str, Counts, int]]:
+        """Counters (stored + unflushed) and live keys per limiter, in id order."""
+        stored = await self._store.read(lambda conn: sql.read_stats(conn, self.clock, limiter_id))
+        if limiter_id is not None and limiter_id not in stored:
+            raise NotFound(RESOURCE_TYPE, f"limiters/{limiter_id}")
+        pending = self.stats.pending()
+        result = []
+        for lid, (counts, keys) in stored.items():
+            if lid in pending:
+                counts.add(pending[lid])
+            result.append((lid, counts, keys))
+        return result
+
+    # ---- background work (supervised) -----------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Deletes expired state and leases in bounded batches; the number of rows removed."""
+        batch = self._settings.sweep_batch
+        removed = 0
+        for _ in range(1000):  # bounded work per run; the next run continues
+            states, leases = await self._store.transaction(lambda conn: sql.sweep(conn, self.clock, batch))
+            removed += states + leases
+            if states < batch and leases < batch:
+                break
+        if removed:
+            level = log.warning if removed > 1000 else log.info
+            level("limiter cleanup", removed=removed)
+            self._ctx.events.emit("cleanup_performed", {"cleaned_entries": removed})
+        return removed
+
+    async def count_keys(self) -> int:
+        """Stored key states (the resource manager's measure)."""
+        return await self._store.read(sql.count_keys)
+
+
+def _unit(item: Item, config: LimiterConfig, dry_run: bool) -> Unit:
+    lease = config.algorithm is Algorithm.CONCURRENCY and item.cost > 0 and not dry_run
+    return Unit(
+        item.limiter_id,
+        item.key,
+        item.cost,
+        config.algorithm,
+        config.shadow,
+        uuid.uuid4().hex if lease else "",
+    )
+
+
+def _preview(values: dict[str, Any]) -> LimiterConfig:
+    return LimiterConfig(
+        id=str(values["id"]),
+        algorithm=Algorithm(values["algorithm"]),
+        limit=int(values["limit_count"]),
+        period_us=int(values["period_us"]),
+        burst=int(values["burst"]),
+        failure_mode=FailureMode(values["failure_mode"]),
+        shadow=bool(values["shadow"]),
+        lease_ttl_us=int(values["lease_ttl_us"]),
+        description=str(values["description"]),
+        create_us=0,
+        update_us=0,
+    )
+
+
+def _validate(config: LimiterConfig, *, burst_set: bool) -> None:
+    v = Violations()
+    combination(config, v, burst_set=burst_set)
+    v.raise_if_any()
+
+
+def _event(config: LimiterConfig) -> dict[str, object]:
+    return {
+        "limiter": config.name,
+        "algorithm": config.algorithm.name,
+        "limit": config.limit,
+        "period_ms": config.period_us / 1000,
+        "burst": config.burst,
+    }

@@ -1,0 +1,81 @@
+"""Decision counters: counted in memory per check, added to the shared table every second.
+
+`GetStats` is the stored sums (all replicas) plus what this process has not flushed yet. Denials are also
+published as `foundation.limiter.denied` events, one per limiter per flush with the count, so a flood of
+denials cannot become a flood of events.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from prometheus_client import Counter
+
+from services.limiter import store as sql
+from services.limiter.statements import dialect_of
+from services.limiter.store import Counts
+from services.runtime.events import EventPublisher
+from services.runtime.metrics import Metrics
+from services.runtime.store import Store
+
+
+class StatsBook:
+    """Unflushed counters of this process, flushed to the store by a supervised periodic job."""
+
+    def __init__(self, store: Store, metrics: Metrics, events: EventPublisher) -> None:
+        self._store = store
+        self._events = events
+        self._pending: dict[str, Counts] = defaultdict(Counts)
+        self._decisions: Counter = metrics.counter(
+            "foundation_limiter_decisions_total",
+            "Check items decided, by limiter and decision (allowed, denied, shadow_denied)",
+            ["limiter", "decision"],
+        )
+
+    def record(self, limiter_id: str, *, allowed: bool, shadow_denied: bool) -> None:
+        """Counts one decided item (a shadow denial counts as allowed and as shadow-denied)."""
+        counts = self._pending[limiter_id]
+        counts.checks += 1
+        if allowed:
+            counts.allowed += 1
+        else:
+            counts.denied += 1
+        if shadow_denied:
+            counts.shadow_denied += 1
+        decision = "shadow_denied" if shadow_denied else "allowed" if allowed else "denied"
+        self._decisions.labels(limiter_id, decision).inc()
+
+    def pending(self) -> dict[str, Counts]:
+        """A copy of the counters not flushed yet."""
+        return {
+            limiter: Counts(c.checks, c.allowed, c.denied, c.shadow_denied)
+            for limiter, c in self._pending.items()
+        }
+
+    def forget(self, limiter_id: str) -> None:
+        """Drops the counters of a deleted limiter."""
+        self._pending.pop(limiter_id, None)
+
+    async def flush(self) -> None:
+        """Adds the pending counters to the shared table; on failure they stay pending for the next flush."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, defaultdict(Counts)
+        dialect = dialect_of(self._store.dialect)
+        try:
+            await self._store.transaction(lambda conn: sql.flush_stats(conn, dialect, batch))
+        except BaseException:
+            for limiter, counts in batch.items():
+                self._pending[limiter].add(counts)
+            raise
+        for limiter, counts in sorted(batch.items()):
+            if counts.denied or counts.shadow_denied:
+                self._events.emit(
+                    "denied",
+                    {
+                        "limiter": f"limiters/{limiter}",
+                        "denied": counts.denied,
+                        "shadow_denied": counts.shadow_denied,
+                    },
+                    subject=f"limiters/{limiter}",
+                )
