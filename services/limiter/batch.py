@@ -173,39 +173,54 @@ class CheckHandler:
         d = self._d
         pairs = sorted({(u.limiter, u.key) for _, u in units})
         locked = leases.lock_keys(conn, self._clock, d, pairs)
-        running: dict[tuple[str, str], int] = defaultdict(int)
-        requests: list[tuple[str, str, str, int, int]] = []
+        # Runs of equal cost per key, decided round by round (as for the counting algorithms): within a
+        # run the running total admits exactly a prefix, which is what one-by-one processing would admit.
+        runs: dict[tuple[str, str], list[list[Unit]]] = {}
         for _, unit in units:
             pair = (unit.limiter, unit.key)
             if pair not in locked:
                 outcome.missing.add(pair)
                 continue
-            running[pair] += unit.cost
-            requests.append((unit.lease_id, unit.limiter, unit.key, unit.cost, running[pair]))
-        if not requests:
+            key_runs = runs.setdefault(pair, [])
+            if key_runs and key_runs[-1][0].cost == unit.cost:
+                key_runs[-1].append(unit)
+            else:
+                key_runs.append([unit])
+        if not runs:
             return
         insert = self._clock.text(leases.insert_statement(d))
-        granted = {row[0] for row in conn.execute(insert, leases.requests_params(d, requests))}
+        granted: set[str] = set()
+        for round_no in range(max(len(r) for r in runs.values())):
+            requests: list[tuple[str, str, str, int, int]] = []
+            for pair in sorted(runs):
+                if round_no < len(runs[pair]):
+                    for n, unit in enumerate(runs[pair][round_no], start=1):
+                        requests.append((unit.lease_id, unit.limiter, unit.key, unit.cost, n * unit.cost))
+            granted.update(row[0] for row in conn.execute(insert, leases.requests_params(d, requests)))
         live = leases.live_leases(conn, self._clock, d, sorted(locked))
-        # Held before this batch = live weight now minus what this batch was granted; each request then
-        # sees the running total of the grants before it.
-        held = {pair: sum(w for w, _ in live[pair]) for pair in locked}
-        for _, unit in units:
-            if unit.lease_id in granted:
-                held[(unit.limiter, unit.key)] -= unit.cost
+        # Views as one-by-one processing would see them: a unit sees the leases live before the batch and
+        # those granted to units before it (in arrival order), not the ones granted after it.
+        later = set(granted)
         for slot, unit in units:
             pair = (unit.limiter, unit.key)
             if pair not in locked:
                 continue
             now, limit = locked[pair]
-            full = concurrency_view(limit, live[pair], now, unit.cost)
-            before = View(limit, max(0, limit - held[pair]), full.reset_after_us, 0)
-            if unit.lease_id in granted:
-                held[pair] += unit.cost
-                view = View(limit, max(0, limit - held[pair]), full.reset_after_us, 0)
+            allowed = unit.lease_id in granted
+            later.discard(unit.lease_id)
+            seen = [(w, e) for w, e, lease_id in live[pair] if lease_id not in later]
+            if allowed:
+                others = [
+                    (w, e)
+                    for w, e, lease_id in live[pair]
+                    if lease_id not in later and lease_id != unit.lease_id
+                ]
+                view = concurrency_view(limit, seen, now, 0)
+                before = concurrency_view(limit, others, now, 0)
                 outcome.decisions[slot] = Decision(True, view, True, unit.lease_id, before)
             else:
-                outcome.decisions[slot] = Decision(False, full, before=before)
+                view = concurrency_view(limit, seen, now, unit.cost)
+                outcome.decisions[slot] = Decision(False, view, before=view)
 
     def _rows_params(self, rows: list[tuple[str, str, int, int]]) -> dict[str, Any]:
         if self._d.name == "postgresql":

@@ -93,9 +93,9 @@ def requests_params(d: Dialect, rows: Sequence[tuple[str, str, str, int, int]]) 
 
 
 def live_leases_statement(d: Dialect) -> str:
-    """The live leases `(limiter, key, weight, expires_us)` of the given keys."""
+    """The live leases `(limiter, key, weight, expires_us, lease_id)` of the given keys."""
     return (
-        "SELECT ll.limiter, ll.key, ll.weight, ll.expires_us FROM limiter_leases AS ll "
+        "SELECT ll.limiter, ll.key, ll.weight, ll.expires_us, ll.lease_id FROM limiter_leases AS ll "
         f"JOIN ({_keys_source(d)}) AS r ON ll.limiter = r.rlim AND ll.key = r.rkey "
         "WHERE ll.expires_us > {now} ORDER BY ll.limiter, ll.key, ll.expires_us"
     )
@@ -113,11 +113,10 @@ def lock_keys(
 
 def live_leases(
     conn: sa.Connection, clock: SqlClock, d: Dialect, pairs: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], list[tuple[int, int]]]:
-    """Live leases `(weight, expires_us)` per key."""
-    leases: dict[tuple[str, str], list[tuple[int, int]]] = {pair: [] for pair in pairs}
-    for limiter, key, weight, expires in conn.execute(
-        clock.text(live_leases_statement(d)), keys_params(d, pairs)
-    ):
-        leases[(limiter, key)].append((weight, expires))
+) -> dict[tuple[str, str], list[tuple[int, int, str]]]:
+    """Live leases `(weight, expires_us, lease_id)` per key."""
+    leases: dict[tuple[str, str], list[tuple[int, int, str]]] = {pair: [] for pair in pairs}
+    statement = clock.text(live_leases_statement(d))
+    for limiter, key, weight, expires, lease_id in conn.execute(statement, keys_params(d, pairs)):
+        leases[(limiter, key)].append((weight, expires, lease_id))
     return leases

@@ -114,5 +114,6 @@ def views(
     result: list[View | None] = []
     for limiter, key, cost in items:
         s = stored.get((limiter, key))
-        result.append(None if s is None else view_at(s, now, cost, leases.get((limiter, key), ())))
+        held = [(weight, expires) for weight, expires, _ in leases.get((limiter, key), ())]
+        result.append(None if s is None else view_at(s, now, cost, held))
     return result
