@@ -1,0 +1,229 @@
+"""Exactness under concurrency: 16 clients on one key, real time, real servers; two replicas on PostgreSQL.
+
+Each decision happened somewhere between its request's send and its response's receipt (client clock; the
+server's clock is the same host's — SQLite's writer reads it, PostgreSQL runs on 127.0.0.1). Bounds are
+checked against those intervals, so they are never looser than the truth:
+- GCRA: the admissions decided inside any [a, b] are at most burst + (b − a) × limit / period; under
+  saturation the total is at least what the bucket refilled (no false denials).
+- Fixed window: exactly `limit` in every window the run covers (at most, and at least under saturation).
+- Sliding window: at most `limit` per aligned window, at most 2 × limit in any period-long interval.
+- Concurrency: at no moment more than `limit` leases held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2
+
+from foundation.limiter.v1 import limiter_pb2 as pb
+from foundation.limiter.v1 import limiter_pb2_grpc as rpc
+from tests.harness import running_service
+
+CLIENTS = 16
+REPLICAS = pytest.mark.parametrize("replicas", [1, 2], ids=["one-process", "two-replicas"])
+"""Two replicas share one database: PostgreSQL, or one SQLite file (two writers, BEGIN IMMEDIATE)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One check as the client saw it (wall-clock microseconds)."""
+
+    sent_us: int
+    received_us: int
+    allowed: bool
+    reset_after_us: int
+    lease_id: str
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def micros(duration: duration_pb2.Duration) -> int:
+    return duration.seconds * 1_000_000 + duration.nanos // 1000
+
+
+@contextlib.asynccontextmanager
+async def limiter_stubs(db_url: str, replicas: int) -> AsyncIterator[list[rpc.LimiterServiceStub]]:
+    async with contextlib.AsyncExitStack() as stack:
+        services = [
+            await stack.enter_async_context(running_service("limiter", db_url)) for _ in range(replicas)
+        ]
+        yield [rpc.LimiterServiceStub(s.channel) for s in services]
+
+
+async def create(stub: rpc.LimiterServiceStub, name: str, **fields: object) -> None:
+    await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id=name, limiter=pb.Limiter(**fields)))  # type: ignore[arg-type]
+
+
+async def hammer(
+    stubs: Sequence[rpc.LimiterServiceStub], limiter: str, seconds: float, *, hold_s: float = 0.0
+) -> tuple[list[Record], list[tuple[int, int]]]:
+    """CLIENTS clients checking one key as fast as they can for `seconds`.
+
+    Leases are held up to `hold_s`, then released; returns the records and each lease's held interval.
+    """
+    records: list[Record] = []
+    held: list[tuple[int, int]] = []
+    stop = time.monotonic() + seconds
+    request = pb.CheckRequest(items=[pb.CheckItem(limiter=f"limiters/{limiter}", key="one-key")])
+
+    async def client(stub: rpc.LimiterServiceStub) -> None:
+        while time.monotonic() < stop:
+            sent = now_us()
+            response = await stub.Check(request)
+            received = now_us()
+            result = response.results[0]
+            records.append(
+                Record(sent, received, result.allowed, micros(result.reset_after), result.lease_id)
+            )
+            if result.lease_id:
+                await asyncio.sleep(random.uniform(0, hold_s))
+                releasing = now_us()
+                released = await stub.Release(pb.ReleaseRequest(lease_id=result.lease_id))
+                assert released.released
+                held.append((received, releasing))
+
+    await asyncio.gather(*(client(stubs[i % len(stubs)]) for i in range(CLIENTS)))
+    return records, held
+
+
+def check_gcra_bound(records: list[Record], limit: int, period_us: int, burst: int) -> None:
+    admitted = sorted((r for r in records if r.allowed), key=lambda r: r.sent_us)
+    assert admitted
+    for i, first in enumerate(admitted):
+        for last in admitted[i:]:
+            inside = sum(
+                1 for r in admitted if r.sent_us >= first.sent_us and r.received_us <= last.received_us
+            )
+            bound = burst + (last.received_us - first.sent_us) * limit / period_us
+            assert inside <= bound, (inside, bound)
+
+
+@REPLICAS
+async def test_gcra_never_over_admits_and_refills_fully(db_url: str, replicas: int) -> None:
+    limit, period_us, burst = 40, 1_000_000, 8
+    async with limiter_stubs(db_url, replicas) as stubs:
+        await create(stubs[0], "gcra", limit=limit, period=duration_pb2.Duration(seconds=1), burst=burst)
+        records, _ = await hammer(stubs, "gcra", 1.5)
+    check_gcra_bound(records, limit, period_us, burst)
+    # Saturated: everything the bucket refilled between the first answer and the last request was taken.
+    first_answer = min(r.received_us for r in records)
+    last_request = max(r.sent_us for r in records)
+    refilled = burst + (last_request - first_answer) * limit // period_us
+    admitted = sum(r.allowed for r in records)
+    assert admitted >= refilled - 2, (admitted, refilled)
+    assert len(records) > 3 * admitted  # the clients really were over the limit
+
+
+def window_of(record: Record, period_us: int, windows_ahead: int) -> int:
+    """The window a decision fell in, from `reset_after` (= end of that window − the server's now)."""
+    end = record.sent_us + record.reset_after_us
+    return round(end / period_us) - windows_ahead
+
+
+@REPLICAS
+async def test_fixed_window_admits_exactly_limit_per_window(db_url: str, replicas: int) -> None:
+    limit, period_us = 25, 400_000
+    async with limiter_stubs(db_url, replicas) as stubs:
+        await create(
+            stubs[0],
+            "fixed",
+            algorithm=pb.Limiter.ALGORITHM_FIXED_WINDOW,
+            limit=limit,
+            period=duration_pb2.Duration(nanos=period_us * 1000),
+        )
+        records, _ = await hammer(stubs, "fixed", 1.7)
+    per_window = Counter(window_of(r, period_us, 1) for r in records if r.allowed)
+    assert max(per_window.values()) <= limit, per_window
+    first = min(r.received_us for r in records) // period_us
+    last = max(r.sent_us for r in records) // period_us
+    inner = [w for w in per_window if first < w < last]
+    assert inner, per_window
+    for window in range(first + 1, last):
+        assert per_window[window] == limit, (window, per_window)
+
+
+async def test_sliding_window_bounds(db_url: str) -> None:
+    limit, period_us = 20, 400_000
+    async with limiter_stubs(db_url, 1) as stubs:
+        await create(
+            stubs[0],
+            "sliding",
+            algorithm=pb.Limiter.ALGORITHM_SLIDING_WINDOW,
+            limit=limit,
+            period=duration_pb2.Duration(nanos=period_us * 1000),
+        )
+        records, _ = await hammer(stubs, "sliding", 1.7)
+    admitted = sorted((r for r in records if r.allowed), key=lambda r: r.sent_us)
+    per_window = Counter(window_of(r, period_us, 2) for r in admitted)
+    assert max(per_window.values()) <= limit, per_window
+    for first in admitted:
+        inside = sum(
+            1 for r in admitted if first.sent_us <= r.sent_us and r.received_us <= first.sent_us + period_us
+        )
+        assert inside <= 2 * limit
+
+
+@REPLICAS
+async def test_concurrency_never_holds_more_than_limit(db_url: str, replicas: int) -> None:
+    limit = 4
+    async with limiter_stubs(db_url, replicas) as stubs:
+        await create(
+            stubs[0],
+            "conc",
+            algorithm=pb.Limiter.ALGORITHM_CONCURRENCY,
+            limit=limit,
+            lease_ttl=duration_pb2.Duration(seconds=30),
+        )
+        records, held = await hammer(stubs, "conc", 1.2, hold_s=0.02)
+        status = await stubs[0].GetStatus(pb.GetStatusRequest(limiter="limiters/conc", key="one-key"))
+    assert sum(r.allowed for r in records) == len(held) > limit
+    # Held for sure between the grant's arrival and the release's sending: never more than `limit` at once.
+    events = sorted([(start, 1) for start, _ in held] + [(end, -1) for _, end in held])
+    holding = 0
+    for _, change in events:
+        holding += change
+        assert holding <= limit
+    assert status.remaining == limit  # every lease was released
+
+
+async def test_light_load_is_never_denied(db_url: str) -> None:
+    """One client at 80 % of the rate: every check allowed (the burst absorbs scheduling jitter)."""
+    async with limiter_stubs(db_url, 1) as stubs:
+        await create(stubs[0], "paced", limit=50, period=duration_pb2.Duration(seconds=1), burst=3)
+        request = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/paced", key="k")])
+        interval = 1 / 50 / 0.8
+        start = time.monotonic()
+        denied = 0
+        for n in range(40):
+            await asyncio.sleep(max(0.0, start + n * interval - time.monotonic()))
+            response = await stubs[0].Check(request)
+            denied += not response.allowed
+    assert denied == 0
+
+
+async def test_unknown_limiter_and_bad_key_do_not_disturb_counts(db_url: str) -> None:
+    async with limiter_stubs(db_url, 1) as stubs:
+        await create(stubs[0], "solid", limit=3, period=duration_pb2.Duration(seconds=60))
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stubs[0].Check(
+                pb.CheckRequest(
+                    items=[
+                        pb.CheckItem(limiter="limiters/solid", key="k"),
+                        pb.CheckItem(limiter="limiters/ghost", key="k"),
+                    ]
+                )
+            )
+        assert raised.value.code() is grpc.StatusCode.NOT_FOUND
+        status = await stubs[0].GetStatus(pb.GetStatusRequest(limiter="limiters/solid", key="k"))
+        assert status.remaining == 3
