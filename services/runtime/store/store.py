@@ -147,11 +147,14 @@ class Store:
                 self._reads_pending -= 1
 
     async def ping(self, timeout: float = 1.0) -> bool:  # noqa: ASYNC109 - the shared API
-        """True when the database answers `SELECT 1` within `timeout` seconds."""
+        """True when the database answers within `timeout` seconds.
+
+        On SQLite the query reads the schema page, so a file that can no longer be read (locked exclusively
+        by another process, corrupted, on a failed disk) counts as down; `SELECT 1` never touches the file.
+        """
+        query = sa.text("SELECT count(*) >= 0 FROM sqlite_master" if self.dialect == "sqlite" else "SELECT 1")
         try:
-            return await self.read(
-                lambda conn: conn.execute(sa.text("SELECT 1")).scalar() == 1, timeout=timeout
-            )
+            return await self.read(lambda conn: bool(conn.execute(query).scalar()), timeout=timeout)
         except (ServiceError, sa.exc.SQLAlchemyError, OSError):
             return False
 
