@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
-from envoy.service.ratelimit.v3 import rls_pb2
+from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from foundation.limiter.v1 import limiter_pb2, limiter_pb2_grpc
+from services.limiter import envoy_config
+from services.limiter.envoy import EnvoyRateLimitServicer
 from services.limiter.service import KEYS_RESOURCE, Limiters
 from services.limiter.servicer import LimiterServicer
 from services.limiter.statements import SqlClock
+from services.runtime.server import StartupError
 from services.runtime.service import ServiceContext, ServiceParts
-from services.runtime.unimplemented import unimplemented_handler
 
 STATS_FLUSH_S = 1.0
 """How often decision counters are added to the shared stats table (GetStats lags other replicas by this)."""
@@ -21,13 +25,14 @@ def build(ctx: ServiceContext, *, clock: SqlClock | None = None) -> ServiceParts
     limiters = Limiters(ctx, clock)
     settings = ctx.settings.limiter
     servicer = LimiterServicer(limiters)
-    envoy = unimplemented_handler(rls_pb2.DESCRIPTOR.services_by_name["RateLimitService"])
+    envoy = EnvoyRateLimitServicer(limiters, _envoy_config(settings.envoy_config))
 
     def register(server: grpc.aio.Server) -> None:
         limiter_pb2_grpc.add_LimiterServiceServicer_to_server(servicer, server)
-        server.add_generic_rpc_handlers((envoy,))
+        rls_pb2_grpc.add_RateLimitServiceServicer_to_server(envoy, server)
 
     async def start() -> None:
+        await envoy.sync()
         ctx.resources.register(KEYS_RESOURCE, settings.max_keys, limiters.count_keys)
         ctx.supervisor.every("limiter.sweep", settings.sweep_interval_s, limiters.sweep)
         ctx.supervisor.every("limiter.stats_flush", STATS_FLUSH_S, limiters.stats.flush)
@@ -44,3 +49,13 @@ def build(ctx: ServiceContext, *, clock: SqlClock | None = None) -> ServiceParts
         on_start=[start],
         on_stop=[stop],
     )
+
+
+def _envoy_config(path: Path | None) -> envoy_config.EnvoyConfig:
+    """The Envoy ratelimit configuration, if any; a bad file stops the start with one line."""
+    if path is None:
+        return envoy_config.EnvoyConfig()
+    try:
+        return envoy_config.load(path)
+    except envoy_config.EnvoyConfigError as exc:
+        raise StartupError(f"limiter.envoy_config: {exc}") from None

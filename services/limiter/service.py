@@ -81,6 +81,13 @@ class Limiters:
         self._ctx.events.emit("limiter_configured", _event(created), subject=created.name)
         return created
 
+    async def ensure(self, values: dict[str, Any]) -> None:
+        """Creates or updates a limiter defined by configuration (idempotent, safe across replicas)."""
+        full = complete(dict(values))
+        _validate(_preview(full), burst_set=False)
+        await self._store.transaction(lambda conn: sql.sync_limiter(conn, self.clock, full))
+        self.configs.forget([str(full["id"])])
+
     async def get(self, limiter_id: str) -> LimiterConfig:
         """One limiter or NOT_FOUND."""
         found = await self._store.read(lambda conn: sql.get_limiters(conn, [limiter_id]))

@@ -88,6 +88,26 @@ def update_limiter(
     return None if row is None else config_of(row)
 
 
+def sync_limiter(conn: sa.Connection, clock: SqlClock, values: Mapping[str, Any]) -> None:
+    """Creates a limiter or brings it to `values` (limiters defined by configuration, e.g. Envoy's).
+
+    One upsert that changes the row only when a value differs (replicas starting together agree); a change
+    of algorithm first forgets the keys' state, decided in SQL against the stored algorithm.
+    """
+    changed = sa.exists().where(limiters.c.id == values["id"], limiters.c.algorithm != values["algorithm"])
+    for table in (limiter_state, limiter_leases):
+        conn.execute(sa.delete(table).where(table.c.limiter == values["id"], changed))
+    columns = ", ".join(("id", *FIELDS, "create_us", "update_us"))
+    bound = ", ".join(f":{c}" for c in ("id", *FIELDS))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in FIELDS)
+    differs = " OR ".join(f"limiters.{c} <> excluded.{c}" for c in FIELDS)
+    statement = clock.text(
+        f"INSERT INTO limiters ({columns}) VALUES ({bound}, {{now}}, {{now}}) "
+        f"ON CONFLICT (id) DO UPDATE SET {updates}, update_us = excluded.update_us WHERE {differs}"
+    )
+    conn.execute(statement, dict(values))
+
+
 def forget_keys(conn: sa.Connection, limiter_id: str) -> int:
     """Deletes every key's state and leases of a limiter; returns the number of keys."""
     keys = conn.execute(sa.delete(limiter_state).where(limiter_state.c.limiter == limiter_id)).rowcount
