@@ -94,8 +94,12 @@ class LimiterServicer(limiter_pb2_grpc.LimiterServiceServicer):  # type: ignore[
         limiter_id = validation.limiter_id(request.limiter.name, "limiter.name", v)
         fields = validation.update_fields(request.update_mask.paths, v)
         values = validation.limiter_values(request.limiter, fields, v)
+        full = set(request.update_mask.paths) <= {"*"}
         if values.get("burst", 0) is None:
-            del values["burst"]  # not set: the stored burst follows the limit where it did (see the store)
+            if full and "limit_count" in values:
+                values["burst"] = values["limit_count"]  # a full replacement: unset fields take their defaults
+            else:
+                del values["burst"]  # not set: the stored burst follows the limit where it did (see the store)
         if "lease_ttl_us" in values and values["lease_ttl_us"] is None:
             values["lease_ttl_us"] = validation.DEFAULT_LEASE_TTL_US
         v.raise_if_any()

@@ -52,8 +52,8 @@ def insert_limiter(conn: sa.Connection, clock: SqlClock, values: Mapping[str, An
     columns = ", ".join(("id", *FIELDS, "create_us", "update_us"))
     bound = ", ".join(f":{c}" for c in ("id", *FIELDS))
     statement = clock.text(
-        f"INSERT INTO limiters ({columns}) VALUES ({bound}, {{now}}, {{now}}) "
-        "ON CONFLICT (id) DO NOTHING RETURNING *"
+        f"WITH clock AS MATERIALIZED (SELECT {{now}} AS now_us) INSERT INTO limiters ({columns}) "
+        f"SELECT {bound}, c.now_us, c.now_us FROM clock AS c WHERE true ON CONFLICT (id) DO NOTHING RETURNING *"
     )
     row = conn.execute(statement, dict(values)).first()
     return None if row is None else config_of(row)
@@ -102,7 +102,8 @@ def sync_limiter(conn: sa.Connection, clock: SqlClock, values: Mapping[str, Any]
     updates = ", ".join(f"{c} = excluded.{c}" for c in FIELDS)
     differs = " OR ".join(f"limiters.{c} <> excluded.{c}" for c in FIELDS)
     statement = clock.text(
-        f"INSERT INTO limiters ({columns}) VALUES ({bound}, {{now}}, {{now}}) "
+        f"WITH clock AS MATERIALIZED (SELECT {{now}} AS now_us) INSERT INTO limiters ({columns}) "
+        f"SELECT {bound}, c.now_us, c.now_us FROM clock AS c WHERE true "
         f"ON CONFLICT (id) DO UPDATE SET {updates}, update_us = excluded.update_us WHERE {differs}"
     )
     conn.execute(statement, dict(values))
