@@ -26,7 +26,7 @@ class Api:
         if "period_ms" in fields:
             ms = fields.pop("period_ms")
             fields["period"] = duration_pb2.Duration(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
-        response = await self.stub.CreateLimiter(
+        response: pb.CreateLimiterResponse = await self.stub.CreateLimiter(
             pb.CreateLimiterRequest(limiter_id=limiter_id, limiter=pb.Limiter(**fields))
         )
         return response.limiter
@@ -38,11 +38,12 @@ class Api:
         item = pb.CheckItem(limiter=f"limiters/{limiter_id}", key=key)
         if cost is not None:
             item.cost = cost
-        return await self.stub.Check(pb.CheckRequest(items=[item], **options))
+        response: pb.CheckResponse = await self.stub.Check(pb.CheckRequest(items=[item], **options))
+        return response
 
     async def remaining(self, limiter_id: str, key: str = "k") -> int:
         """GetStatus' remaining for a key."""
-        status = await self.stub.GetStatus(pb.GetStatusRequest(limiter=f"limiters/{limiter_id}", key=key))
+        status: pb.GetStatusResponse = await self.stub.GetStatus(pb.GetStatusRequest(limiter=f"limiters/{limiter_id}", key=key))
         return status.remaining
 
 

@@ -351,7 +351,7 @@ async def test_stats_per_limiter_and_total_reach_other_replicas(api: Api, db_url
         replica = rpc.LimiterServiceStub(other.channel)
 
         async def flushed() -> bool:
-            seen = await replica.GetStats(pb.GetStatsRequest(limiter="limiters/s1"))
+            seen: pb.GetStatsResponse = await replica.GetStats(pb.GetStatsRequest(limiter="limiters/s1"))
             return seen.total.checks == 3
 
         await eventually(flushed, within=5)
