@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable
 
 from services.limiter import store as sql
 from services.limiter.algorithms import LimiterConfig
-from services.runtime.errors import NotFound
+from services.runtime.errors import NotFound, Unavailable
 from services.runtime.store import Store, StoreTimeout, StoreUnavailable
 
 RESOURCE_TYPE = "limiter.foundation/Limiter"
@@ -45,10 +45,14 @@ class ConfigCache:
         if missing:
             try:
                 loaded = await self._store.read(lambda conn: sql.get_limiters(conn, missing), timeout=timeout)
-            except (StoreUnavailable, StoreTimeout):
+            except (StoreUnavailable, StoreTimeout) as failure:
                 loaded = {i: self._entries[i][1] for i in missing if i in self._entries}
                 if len(loaded) < len(missing):
-                    raise
+                    raise Unavailable(
+                        f"the limiter store did not answer in time ({failure.message})",
+                        retry_after=1.0,
+                        reason="STORE_UNAVAILABLE",
+                    ) from failure
             else:
                 stamp = time.monotonic()
                 for limiter_id, config in loaded.items():

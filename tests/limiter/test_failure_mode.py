@@ -1,0 +1,128 @@
+"""When the store cannot answer in time: each limiter's failure mode, within the deadline, never an error.
+
+The store is made really unable to answer: SQLite — another connection holds the write lock; PostgreSQL —
+another session holds ACCESS EXCLUSIVE locks on the limiter's tables. Also: shedding at `severe`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from foundation.limiter.v1 import limiter_pb2 as pb
+from foundation.limiter.v1 import limiter_pb2_grpc as rpc
+from tests.harness import eventually, rich_status, running_service
+from tests.limiter.conftest import Api
+
+STORE_TIMEOUT_MS = 200
+MARGIN_S = 1.0
+"""Slack for a shared 2-core machine; the answer must still come long before the store's own timeouts."""
+
+
+@contextlib.contextmanager
+def store_blocked(db_url: str, tables: tuple[str, ...] = ("limiter_state",)) -> Iterator[None]:
+    """Holds locks that make writes (and, for `limiters` on PostgreSQL, reads) of those tables wait."""
+    if db_url.startswith("sqlite"):
+        path = sa.make_url(db_url).database
+        assert path is not None
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        return
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            conn.execute(sa.text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"))
+            yield
+    finally:
+        engine.dispose()
+
+
+async def timed_check(stub: rpc.LimiterServiceStub, limiter: str) -> tuple[pb.CheckResponse, float]:
+    started = time.monotonic()
+    response: pb.CheckResponse = await stub.Check(
+        pb.CheckRequest(items=[pb.CheckItem(limiter=f"limiters/{limiter}", key="k")]), timeout=10
+    )
+    return response, time.monotonic() - started
+
+
+async def test_failure_modes_apply_within_the_store_timeout(db_url: str) -> None:
+    async with running_service("limiter", db_url, limiter={"store_timeout_ms": STORE_TIMEOUT_MS}) as svc:
+        api = Api(svc, rpc.LimiterServiceStub(svc.channel))
+        await api.create("open", limit=5, period_ms=3_600_000)
+        await api.create(
+            "closed", limit=5, period_ms=3_600_000, failure_mode=pb.Limiter.FAILURE_MODE_FAIL_CLOSED
+        )
+        for name in ("open", "closed"):
+            assert (await api.check(name)).allowed
+        with store_blocked(db_url):
+            opened, open_took = await timed_check(api.stub, "open")
+            closed, closed_took = await timed_check(api.stub, "closed")
+            assert opened.allowed
+            assert opened.results[0].remaining == 5  # unknown: the limiter's full quota is reported
+            assert not closed.allowed
+            assert closed.results[0].retry_after.ToMilliseconds() == 1000
+            assert "Retry-After" in closed.headers
+            for took in (open_took, closed_took):
+                assert took < STORE_TIMEOUT_MS / 1000 + MARGIN_S
+        # The store is back: real decisions again, and what was answered by failure mode consumed nothing.
+
+        async def decided_again() -> bool:
+            response, _ = await timed_check(api.stub, "open")
+            return response.results[0].remaining < 5
+
+        await eventually(decided_again, within=15)
+        assert await api.remaining("closed") == 4
+
+
+async def test_unknown_limiter_with_the_store_down_is_unavailable(pg_url: str) -> None:
+    # PostgreSQL only: SQLite's readers are never blocked by a writer (WAL), so a definition is always readable.
+    async with running_service("limiter", pg_url, limiter={"store_timeout_ms": STORE_TIMEOUT_MS}) as svc:
+        stub = rpc.LimiterServiceStub(svc.channel)
+        with store_blocked(pg_url, ("limiters", "limiter_state")):
+            started = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await timed_check(stub, "never-created")
+            took = time.monotonic() - started
+        status = rich_status(raised.value)
+        assert status.code is grpc.StatusCode.UNAVAILABLE
+        assert status.retry_after() == 1.0
+        assert took < STORE_TIMEOUT_MS / 1000 + MARGIN_S
+
+
+async def test_writes_are_shed_at_severe_and_peeks_still_work(db_url: str) -> None:
+    async with running_service(
+        "limiter", db_url, limiter={"max_keys": 10}, resources={"measure_interval_s": 0.05}
+    ) as svc:
+        api = Api(svc, rpc.LimiterServiceStub(svc.channel))
+        await api.create("full", limit=100, period_ms=3_600_000)
+        for i in range(10):
+            await api.check("full", f"key-{i}")
+
+        async def shed() -> bool:
+            try:
+                await api.check("full", "one-more")
+            except grpc.aio.AioRpcError as error:
+                return error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            return False
+
+        await eventually(shed, within=5)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await api.check("full", "key-0")
+        status = rich_status(raised.value)
+        assert status.error_info is not None
+        assert status.error_info.reason == "RESOURCE_SEVERE"
+        assert status.retry_after() is not None
+        peek = await api.check("full", "key-0", cost=0)
+        assert peek.allowed
+        assert peek.results[0].remaining == 99
