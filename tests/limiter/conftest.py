@@ -43,7 +43,9 @@ class Api:
 
     async def remaining(self, limiter_id: str, key: str = "k") -> int:
         """GetStatus' remaining for a key."""
-        status: pb.GetStatusResponse = await self.stub.GetStatus(pb.GetStatusRequest(limiter=f"limiters/{limiter_id}", key=key))
+        status: pb.GetStatusResponse = await self.stub.GetStatus(
+            pb.GetStatusRequest(limiter=f"limiters/{limiter_id}", key=key)
+        )
         return status.remaining
 
 
