@@ -150,7 +150,6 @@ class CheckHandler:
             else:
                 key_runs.append((unit.cost, [slot]))
         keys = sorted(runs)
-        conn.execute(self._ensure_sql, self._rows_params([(lim, key, 0, 0) for lim, key in keys]))
         depth = max(len(r) for r in runs.values())
         for round_no in range(depth):
             rows = [
@@ -158,8 +157,7 @@ class CheckHandler:
                 for lim, key in keys
                 if round_no < len(runs[(lim, key)])
             ]
-            params = self._rows_params([(lim, key, cost, len(slots)) for lim, key, (cost, slots) in rows])
-            returned = {(r.limiter, r.key): r for r in conn.execute(self._decide_sql[algorithm], params)}
+            returned = self._update(conn, algorithm, rows, first_round=round_no == 0)
             for lim, key, (cost, slots) in rows:
                 row = returned.get((lim, key))
                 if row is None:
@@ -168,6 +166,31 @@ class CheckHandler:
                 decisions = _distribute(algorithm, row, cost, len(slots), keep_before)
                 for slot, decision in zip(slots, decisions, strict=True):
                     outcome.decisions[slot] = decision
+
+    def _update(
+        self,
+        conn: sa.Connection,
+        algorithm: Algorithm,
+        rows: list[tuple[str, str, tuple[int, list[Slot]]]],
+        *,
+        first_round: bool,
+    ) -> dict[tuple[str, str], Any]:
+        """Runs the decision statement on `rows`; keys seen for the first time get their state row first.
+
+        The UPDATE runs first because most keys already have a row: the INSERT (and a second UPDATE) is only
+        paid for the keys it did not find. A key inserted meanwhile by another replica is skipped by the
+        INSERT's ON CONFLICT DO NOTHING and updated all the same.
+        """
+        statement = self._decide_sql[algorithm]
+        params = self._rows_params([(lim, key, cost, len(slots)) for lim, key, (cost, slots) in rows])
+        returned = {(r[0], r[1]): r for r in conn.execute(statement, params)}
+        if not first_round or len(returned) == len(rows):
+            return returned  # later rounds touch keys the first round already created
+        fresh = [(lim, key, run) for lim, key, run in rows if (lim, key) not in returned]
+        fresh_params = self._rows_params([(lim, key, cost, len(slots)) for lim, key, (cost, slots) in fresh])
+        conn.execute(self._ensure_sql, fresh_params)
+        returned.update({(r[0], r[1]): r for r in conn.execute(statement, fresh_params)})
+        return returned
 
     def _lease(self, conn: sa.Connection, units: list[tuple[Slot, Unit]], outcome: _Outcome) -> None:
         d = self._d
@@ -288,24 +311,38 @@ class CheckHandler:
 
 
 def _distribute(algorithm: Algorithm, row: Any, cost: int, n: int, keep_before: bool) -> list[Decision]:
-    """The decisions of a merged row's `n` requests, in arrival order: the first `admitted` are allowed."""
+    """The decisions of a merged row's `n` requests, in arrival order: the first `admitted` are allowed.
+
+    `row` is a RETURNED tuple (services.limiter.statements): read by position, this runs once per request.
+    """
+    _, _, level, prev, stamp, seen, before, admitted, limit, burst, period = row
     decisions: list[Decision] = []
     for i in range(n):
-        allowed = i < row.admitted
-        used = (i + 1) * cost if allowed else None
-        view = _row_view(algorithm, row, used, 0 if allowed else cost)
-        before = _row_view(algorithm, row, i * cost, 0) if keep_before else None
-        decisions.append(Decision(allowed, view, allowed, before=before))
+        allowed = i < admitted
+        if algorithm is Algorithm.GCRA:
+            view = gcra_view(
+                limit,
+                burst,
+                period,
+                before - (i + 1) * cost * period if allowed else level,
+                0 if allowed else cost,
+            )
+            earlier = gcra_view(limit, burst, period, before - i * cost * period) if keep_before else None
+        elif algorithm is Algorithm.FIXED_WINDOW:
+            view = fixed_view(
+                limit,
+                period,
+                before + (i + 1) * cost if allowed else level,
+                stamp,
+                seen,
+                0 if allowed else cost,
+            )
+            earlier = fixed_view(limit, period, before + i * cost, stamp, seen) if keep_before else None
+        else:
+            count = before + (i + 1) * cost if allowed else level
+            view = sliding_view(limit, period, prev, count, stamp, seen, 0 if allowed else cost)
+            earlier = (
+                sliding_view(limit, period, prev, before + i * cost, stamp, seen) if keep_before else None
+            )
+        decisions.append(Decision(allowed, view, allowed, "", earlier))
     return decisions
-
-
-def _row_view(algorithm: Algorithm, row: Any, used: int | None, cost: int) -> View:
-    """The key's view after `used` units of this row were consumed (None: the row's final state)."""
-    limit, period = row.cfg_limit, row.cfg_period_us
-    if algorithm is Algorithm.GCRA:
-        level = row.level if used is None else row.before_level - used * period
-        return gcra_view(limit, row.cfg_burst, period, level, cost)
-    count = row.level if used is None else row.before_level + used
-    if algorithm is Algorithm.FIXED_WINDOW:
-        return fixed_view(limit, period, count, row.stamp_us, row.seen_us, cost)
-    return sliding_view(limit, period, row.prev_level, count, row.stamp_us, row.seen_us, cost)

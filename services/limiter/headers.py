@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping, Sequence
+
 from services.limiter.algorithms import View, ceil_div
 
 MICROS = 1_000_000
@@ -16,18 +19,34 @@ def seconds_up(micros: int) -> int:
     return ceil_div(max(0, micros), MICROS)
 
 
+@functools.lru_cache(maxsize=4096)
+def policy(limiter_id: str, limit: int, period_us: int) -> str:
+    """`RateLimit-Policy` of a limiter (cached: it changes only with the limiter)."""
+    return f'"{limiter_id}";q={limit};w={max(1, seconds_up(period_us))}'
+
+
+def state(limiter_id: str, view: View) -> str:
+    """`RateLimit` of a key after a decision."""
+    return f'"{limiter_id}";r={view.remaining};t={seconds_up(view.reset_after_us)}'
+
+
+def retry_after(view: View) -> str:
+    """`Retry-After` of a denial: whole seconds, at least 1."""
+    return str(max(1, seconds_up(view.retry_after_us)))
+
+
 def for_item(limiter_id: str, period_us: int, view: View, allowed: bool) -> dict[str, str]:
     """The headers of one decided item."""
     headers = {
-        "RateLimit-Policy": f'"{limiter_id}";q={view.limit};w={max(1, seconds_up(period_us))}',
-        "RateLimit": f'"{limiter_id}";r={view.remaining};t={seconds_up(view.reset_after_us)}',
+        "RateLimit-Policy": policy(limiter_id, view.limit, period_us),
+        "RateLimit": state(limiter_id, view),
     }
     if not allowed:
-        headers["Retry-After"] = str(max(1, seconds_up(view.retry_after_us)))
+        headers["Retry-After"] = retry_after(view)
     return headers
 
 
-def most_restrictive(items: list[tuple[bool, View, dict[str, str]]]) -> dict[str, str]:
+def most_restrictive(items: Sequence[tuple[bool, View, Mapping[str, str]]]) -> Mapping[str, str]:
     """The headers of the whole request: the denied item that waits longest, else the least remaining."""
     denied = [item for item in items if not item[0]]
     if denied:

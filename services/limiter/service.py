@@ -183,15 +183,27 @@ class Limiters:
         self, items: Sequence[Item], configs: dict[str, LimiterConfig], decisions: Sequence[Decision]
     ) -> list[Outcome]:
         outcomes = []
+        counted: dict[str, Counts] = {}
         for item, decision in zip(items, decisions, strict=True):
             config = configs[item.limiter_id]
-            shadow_denied = config.shadow and not decision.allowed
-            allowed = decision.allowed or shadow_denied
-            self.stats.record(item.limiter_id, allowed=allowed, shadow_denied=shadow_denied)
+            counts = counted.get(item.limiter_id)
+            if counts is None:
+                counts = counted[item.limiter_id] = Counts()
+            counts.checks += 1
             view = decision.view
-            if shadow_denied:
+            if decision.allowed:
+                counts.allowed += 1
+                outcomes.append(Outcome(config, True, view, decision.lease_id, False))
+            elif config.shadow:  # decide and count, but always allow
+                counts.allowed += 1
+                counts.shadow_denied += 1
                 view = View(view.limit, view.remaining, view.reset_after_us, 0)
-            outcomes.append(Outcome(config, allowed, view, decision.lease_id, shadow_denied))
+                outcomes.append(Outcome(config, True, view, decision.lease_id, True))
+            else:
+                counts.denied += 1
+                outcomes.append(Outcome(config, False, view, decision.lease_id, False))
+        for limiter_id, counts in counted.items():
+            self.stats.record(limiter_id, counts)
         return outcomes
 
     async def status(self, limiter_id: str, key: str) -> tuple[View, int]:

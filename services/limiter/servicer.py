@@ -16,6 +16,11 @@ def duration(micros: int) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=micros // 1_000_000, nanos=(micros % 1_000_000) * 1000)
 
 
+def _set_duration(target: duration_pb2.Duration, micros: int) -> None:
+    target.seconds, rest = divmod(micros, 1_000_000)
+    target.nanos = rest * 1000
+
+
 def duration_ms_up(micros: int) -> duration_pb2.Duration:
     """A Duration rounded up to the millisecond."""
     return duration(ceil_div(max(0, micros), 1000) * 1000)
@@ -97,9 +102,13 @@ class LimiterServicer(limiter_pb2_grpc.LimiterServiceServicer):  # type: ignore[
         full = set(request.update_mask.paths) <= {"*"}
         if values.get("burst", 0) is None:
             if full and "limit_count" in values:
-                values["burst"] = values["limit_count"]  # a full replacement: unset fields take their defaults
+                values["burst"] = values[
+                    "limit_count"
+                ]  # a full replacement: unset fields take their defaults
             else:
-                del values["burst"]  # not set: the stored burst follows the limit where it did (see the store)
+                del values[
+                    "burst"
+                ]  # not set: the stored burst follows the limit where it did (see the store)
         if "lease_ttl_us" in values and values["lease_ttl_us"] is None:
             values["lease_ttl_us"] = validation.DEFAULT_LEASE_TTL_US
         v.raise_if_any()
@@ -121,24 +130,29 @@ class LimiterServicer(limiter_pb2_grpc.LimiterServiceServicer):  # type: ignore[
         items = validation.check_items(request)
         all_or_nothing = request.mode != limiter_pb2.CheckRequest.MODE_INDEPENDENT
         outcomes = await self._limiters.check(items, all_or_nothing=all_or_nothing, dry_run=request.dry_run)
-        response = limiter_pb2.CheckResponse(allowed=all(o.allowed for o in outcomes))
+        # Built field by field: the hot path of a 1000-item check (kwargs and submessage copies cost 2×).
+        results = []
         summary = []
         for outcome in outcomes:
-            view = outcome.view
-            item_headers = headers.for_item(
-                outcome.config.id, outcome.config.period_us, view, outcome.allowed
-            )
-            response.results.add(
+            view, config = outcome.view, outcome.config
+            result = limiter_pb2.CheckResult(
                 allowed=outcome.allowed,
                 limit=view.limit,
                 remaining=view.remaining,
-                reset_after=duration(view.reset_after_us),
-                retry_after=duration_ms_up(view.retry_after_us),
                 lease_id=outcome.lease_id,
                 shadow_denied=outcome.shadow_denied,
-                headers=item_headers,
             )
+            if view.reset_after_us:
+                _set_duration(result.reset_after, view.reset_after_us)
+            item_headers = result.headers
+            item_headers["RateLimit-Policy"] = headers.policy(config.id, view.limit, config.period_us)
+            item_headers["RateLimit"] = headers.state(config.id, view)
+            if not outcome.allowed:
+                _set_duration(result.retry_after, ceil_div(view.retry_after_us, 1000) * 1000)
+                item_headers["Retry-After"] = headers.retry_after(view)
+            results.append(result)
             summary.append((outcome.allowed, view, item_headers))
+        response = limiter_pb2.CheckResponse(allowed=all(o.allowed for o in outcomes), results=results)
         response.headers.update(headers.most_restrictive(summary))
         return response
 

@@ -32,18 +32,17 @@ class StatsBook:
             ["limiter", "decision"],
         )
 
-    def record(self, limiter_id: str, *, allowed: bool, shadow_denied: bool) -> None:
-        """Counts one decided item (a shadow denial counts as allowed and as shadow-denied)."""
-        counts = self._pending[limiter_id]
-        counts.checks += 1
-        if allowed:
-            counts.allowed += 1
-        else:
-            counts.denied += 1
-        if shadow_denied:
-            counts.shadow_denied += 1
-        decision = "shadow_denied" if shadow_denied else "allowed" if allowed else "denied"
-        self._decisions.labels(limiter_id, decision).inc()
+    def record(self, limiter_id: str, counts: Counts) -> None:
+        """Adds one check's decided items of a limiter (a shadow denial counts as allowed and shadow-denied)."""
+        self._pending[limiter_id].add(counts)
+        clean_allowed = counts.allowed - counts.shadow_denied
+        for decision, number in (
+            ("allowed", clean_allowed),
+            ("denied", counts.denied),
+            ("shadow_denied", counts.shadow_denied),
+        ):
+            if number:
+                self._decisions.labels(limiter_id, decision).inc(number)
 
     def pending(self) -> dict[str, Counts]:
         """A copy of the counters not flushed yet."""
