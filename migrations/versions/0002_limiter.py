@@ -43,12 +43,18 @@ def upgrade() -> None:
         sa.Column("prev_level", sa.BigInteger, comment="SLIDING_WINDOW: the previous window's count"),
         sa.Column("stamp_us", sa.BigInteger, comment="GCRA: time of `level`; windows: start of the window"),
         sa.Column("seen_us", sa.BigInteger, comment="the clock's value at the last decision"),
-        sa.Column("before_level", sa.BigInteger, comment="`level` available before the last decision consumed"),
+        sa.Column(
+            "before_level", sa.BigInteger, comment="`level` available before the last decision consumed"
+        ),
         sa.Column("admitted", sa.BigInteger, comment="requests the last decision admitted"),
-        sa.Column("expires_us", sa.BigInteger, comment="from then on the state equals a fresh key's: sweepable"),
+        sa.Column(
+            "expires_us", sa.BigInteger, comment="from then on the state equals a fresh key's: sweepable"
+        ),
         sa.Column("cfg_limit", sa.BigInteger),
         sa.Column("cfg_burst", sa.BigInteger),
         sa.Column("cfg_period_us", sa.BigInteger),
+        sa.Column("req_cost", sa.BigInteger, comment="cost of the last decision's requests"),
+        sa.Column("req_count", sa.BigInteger, comment="how many requests the last decision merged"),
         sa.PrimaryKeyConstraint("limiter", "key", name="pk_limiter_state"),
         sa.ForeignKeyConstraint(
             ["limiter"], ["limiters.id"], name="fk_limiter_state_limiter_limiters", ondelete="CASCADE"

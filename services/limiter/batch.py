@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from services.limiter import leases, reads
 from services.limiter.algorithms import Algorithm, View, concurrency_view, fixed_view, gcra_view, sliding_view
-from services.limiter.statements import DECIDERS, SqlClock, dialect_of, ensure_rows
+from services.limiter.statements import DECIDERS, SqlClock, dialect_of
 
 
 @dataclass(slots=True)
@@ -90,7 +90,6 @@ class CheckHandler:
         self._d = dialect_of(dialect)
         self._clock = clock
         self._decide_sql = {alg: clock.text(make(self._d)) for alg, make in DECIDERS.items()}
-        self._ensure_sql = sa.text(ensure_rows(self._d))
 
     def run(self, conn: sa.Connection, ops: Sequence[CheckOp]) -> Sequence[list[Decision] | BaseException]:
         """Decides every op of the batch (see the module docstring)."""
@@ -157,7 +156,7 @@ class CheckHandler:
                 for lim, key in keys
                 if round_no < len(runs[(lim, key)])
             ]
-            returned = self._update(conn, algorithm, rows, first_round=round_no == 0)
+            returned = self._update(conn, algorithm, rows)
             for lim, key, (cost, slots) in rows:
                 row = returned.get((lim, key))
                 if row is None:
@@ -172,25 +171,10 @@ class CheckHandler:
         conn: sa.Connection,
         algorithm: Algorithm,
         rows: list[tuple[str, str, tuple[int, list[Slot]]]],
-        *,
-        first_round: bool,
     ) -> dict[tuple[str, str], Any]:
-        """Runs the decision statement on `rows`; keys seen for the first time get their state row first.
-
-        The UPDATE runs first because most keys already have a row: the INSERT (and a second UPDATE) is only
-        paid for the keys it did not find. A key inserted meanwhile by another replica is skipped by the
-        INSERT's ON CONFLICT DO NOTHING and updated all the same.
-        """
-        statement = self._decide_sql[algorithm]
+        """Runs the decision statement (an upsert: new and known keys alike) on `rows`."""
         params = self._rows_params([(lim, key, cost, len(slots)) for lim, key, (cost, slots) in rows])
-        returned = {(r[0], r[1]): r for r in conn.execute(statement, params)}
-        if not first_round or len(returned) == len(rows):
-            return returned  # later rounds touch keys the first round already created
-        fresh = [(lim, key, run) for lim, key, run in rows if (lim, key) not in returned]
-        fresh_params = self._rows_params([(lim, key, cost, len(slots)) for lim, key, (cost, slots) in fresh])
-        conn.execute(self._ensure_sql, fresh_params)
-        returned.update({(r[0], r[1]): r for r in conn.execute(statement, fresh_params)})
-        return returned
+        return {(r[0], r[1]): r for r in conn.execute(self._decide_sql[algorithm], params)}
 
     def _lease(self, conn: sa.Connection, units: list[tuple[Slot, Unit]], outcome: _Outcome) -> None:
         d = self._d

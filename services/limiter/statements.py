@@ -1,9 +1,10 @@
 """The decision statements: one SQL statement decides every merged row of a batch for one algorithm.
 
 Each statement reads the limiter's configuration by joining `limiters` (so a changed quota applies to the
-very next check, on every replica), takes "now" once from the shared clock, and updates each key's state with
-`UPDATE … FROM … RETURNING`: the new level, the level available before this decision (`before_level`, set by
-the same SET, never read back from a snapshot) and how many of the row's `n` requests were admitted. Rows are
+very next check, on every replica), takes "now" once from the shared clock, and writes each key's state with
+`INSERT … SELECT … ON CONFLICT DO UPDATE … RETURNING` (one statement whether the key is new or not): the new
+level, the level available before this decision (`before_level`, set by the same SET from the locked row,
+never read back from a snapshot) and how many of the row's `n` requests were admitted. Rows are
 `(limiter, key, cost, n)`: `n` consecutive requests of equal cost on one key, merged by the batch handler.
 `admitted = min(n, available // cost)`, so the first `admitted` requests in arrival order are allowed.
 
@@ -14,6 +15,7 @@ clock can only under-admit.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -98,22 +100,56 @@ def dialect_of(store_dialect: str) -> Dialect:
     return PG if store_dialect == "postgresql" else SQLITE
 
 
-def ensure_rows(d: Dialect) -> str:
-    """Creates the state rows of keys seen for the first time (fresh: level NULL); unknown limiters skipped."""
-    return (
-        f"INSERT INTO limiter_state (limiter, key) SELECT r.rlim, r.rkey FROM ({d.source}) AS r "
-        "JOIN limiters AS l ON l.id = r.rlim WHERE true ORDER BY r.rlim, r.rkey "
-        "ON CONFLICT (limiter, key) DO NOTHING"
-    )
+# Each algorithm is written once, as expressions over tokens, and rendered twice: for a key seen for the first
+# time (the INSERT's SELECT: no state, config from the joined `limiters`, the request from the source rows) and
+# for an existing key (ON CONFLICT DO UPDATE: the locked row's current state; config, request and "now" from
+# `excluded`, i.e. the row the SELECT proposed, which carries them in its cfg_*, req_* and seen_us columns).
+_TOKEN = re.compile(r"\$(\w+)")
+_NULL = "CAST(NULL AS BIGINT)"  # typed: PostgreSQL cannot resolve `NULL / NULL`
+_FRESH = {
+    "level": _NULL,
+    "prev_level": _NULL,
+    "stamp": _NULL,
+    "cfg_period": _NULL,
+    "L": "l.limit_count",
+    "B": "l.burst",
+    "P": "l.period_us",
+    "cost": "r.rcost",
+    "n": "r.rn",
+    "now": "c.now_us",
+}
+_EXISTING = {
+    "level": "limiter_state.level",
+    "prev_level": "limiter_state.prev_level",
+    "stamp": "limiter_state.stamp_us",
+    "cfg_period": "limiter_state.cfg_period_us",
+    "L": "excluded.cfg_limit",
+    "B": "excluded.cfg_burst",
+    "P": "excluded.cfg_period_us",
+    "cost": "excluded.req_cost",
+    "n": "excluded.req_count",
+    "now": "excluded.seen_us",
+}
+_COLUMNS = ("level", "prev_level", "stamp_us", "before_level", "admitted", "expires_us")
 
 
-def _update(d: Dialect, algorithm: Algorithm, sets: str) -> str:
+def _render(template: str, names: dict[str, str]) -> str:
+    return _TOKEN.sub(lambda match: names[match.group(1)], template)
+
+
+def _decide(d: Dialect, algorithm: Algorithm, columns: dict[str, str]) -> str:
+    fresh = ", ".join(_render(columns[c], _FRESH) for c in _COLUMNS)
+    existing = ", ".join(f"{c} = {_render(columns[c], _EXISTING)}" for c in _COLUMNS)
     return (
         "WITH clock AS MATERIALIZED (SELECT {now} AS now_us) "
-        f"UPDATE limiter_state AS s SET {sets}, seen_us = c.now_us, "
-        "cfg_limit = l.limit_count, cfg_burst = l.burst, cfg_period_us = l.period_us "
-        f"FROM ({d.source}) AS r JOIN limiters AS l ON l.id = r.rlim, clock AS c "
-        f"WHERE s.limiter = r.rlim AND s.key = r.rkey AND l.algorithm = {int(algorithm)} "
+        "INSERT INTO limiter_state (limiter, key, level, prev_level, stamp_us, before_level, admitted, expires_us, "
+        "seen_us, cfg_limit, cfg_burst, cfg_period_us, req_cost, req_count) "
+        f"SELECT r.rlim, r.rkey, {fresh}, c.now_us, l.limit_count, l.burst, l.period_us, r.rcost, r.rn "
+        f"FROM ({d.source}) AS r JOIN limiters AS l ON l.id = r.rlim AND l.algorithm = {int(algorithm)} "
+        "CROSS JOIN clock AS c WHERE true ORDER BY r.rlim, r.rkey "
+        f"ON CONFLICT (limiter, key) DO UPDATE SET {existing}, seen_us = excluded.seen_us, "
+        "cfg_limit = excluded.cfg_limit, cfg_burst = excluded.cfg_burst, cfg_period_us = excluded.cfg_period_us, "
+        "req_cost = excluded.req_cost, req_count = excluded.req_count "
         f"RETURNING {RETURNED}"
     )
 
@@ -121,73 +157,85 @@ def _update(d: Dialect, algorithm: Algorithm, sets: str) -> str:
 def gcra(d: Dialect) -> str:
     """GCRA as a scaled token bucket (see services.limiter.algorithms)."""
     lo, hi = d.least, d.greatest
-    cap = "(l.burst * l.period_us)"
+    cap = "($B * $P)"
     # A period change rescales whole tokens (fractions dropped: conservative); a lowered burst caps them.
     prev = (
-        f"(CASE WHEN s.level IS NULL THEN {cap} "
-        f"WHEN s.cfg_period_us <> l.period_us THEN {lo}(s.level / s.cfg_period_us, l.burst) * l.period_us "
-        "ELSE s.level END)"
+        f"(CASE WHEN $level IS NULL THEN {cap} "
+        f"WHEN $cfg_period <> $P THEN {lo}($level / $cfg_period, $B) * $P ELSE $level END)"
     )
-    elapsed = f"{hi}(0, c.now_us - COALESCE(s.stamp_us, c.now_us))"
+    elapsed = f"{hi}(0, $now - COALESCE($stamp, $now))"
     # Elapsed time is capped at what refills an empty bucket before multiplying, so nothing overflows.
-    refill = f"{lo}({elapsed}, ({cap} + l.limit_count - 1) / l.limit_count) * l.limit_count"
+    refill = f"{lo}({elapsed}, ({cap} + $L - 1) / $L) * $L"
     avail = f"{lo}({cap}, {prev} + {refill})"
-    admitted = (
-        f"(CASE WHEN r.rcost <= 0 OR r.rcost > l.burst THEN 0 "
-        f"ELSE {lo}(r.rn, {avail} / (r.rcost * l.period_us)) END)"
+    admitted = f"(CASE WHEN $cost <= 0 OR $cost > $B THEN 0 ELSE {lo}($n, {avail} / ($cost * $P)) END)"
+    level = f"({avail} - {admitted} * $cost * $P)"
+    stamp = f"{hi}(COALESCE($stamp, $now), $now)"
+    return _decide(
+        d,
+        Algorithm.GCRA,
+        {
+            "level": level,
+            "prev_level": _NULL,
+            "stamp_us": stamp,
+            "before_level": avail,
+            "admitted": admitted,
+            "expires_us": f"{stamp} + ({cap} - {level} + $L - 1) / $L",
+        },
     )
-    level = f"({avail} - {admitted} * r.rcost * l.period_us)"
-    stamp = f"{hi}(COALESCE(s.stamp_us, c.now_us), c.now_us)"
-    sets = (
-        f"level = {level}, before_level = {avail}, admitted = {admitted}, stamp_us = {stamp}, "
-        f"prev_level = NULL, expires_us = {stamp} + ({cap} - {level} + l.limit_count - 1) / l.limit_count"
-    )
-    return _update(d, Algorithm.GCRA, sets)
 
 
-def _window(d: Dialect) -> str:
-    return "(c.now_us - c.now_us % l.period_us)"
+_WINDOW = "($now - $now % $P)"
 
 
 def fixed_window(d: Dialect) -> str:
     """`limit` per window; a window never moves backwards; a period change starts a new window."""
     lo, hi = d.least, d.greatest
-    win = _window(d)
-    same = f"(s.level IS NOT NULL AND s.cfg_period_us = l.period_us AND s.stamp_us >= {win})"
-    before = f"(CASE WHEN {same} THEN s.level ELSE 0 END)"
-    start = f"(CASE WHEN {same} THEN s.stamp_us ELSE {win} END)"
+    same = f"($level IS NOT NULL AND $cfg_period = $P AND $stamp >= {_WINDOW})"
+    before = f"(CASE WHEN {same} THEN $level ELSE 0 END)"
+    start = f"(CASE WHEN {same} THEN $stamp ELSE {_WINDOW} END)"
     admitted = (
-        f"(CASE WHEN r.rcost <= 0 OR r.rcost > l.limit_count THEN 0 "
-        f"ELSE {lo}(r.rn, {hi}(0, l.limit_count - {before}) / r.rcost) END)"
+        f"(CASE WHEN $cost <= 0 OR $cost > $L THEN 0 ELSE {lo}($n, {hi}(0, $L - {before}) / $cost) END)"
     )
-    sets = (
-        f"level = {before} + {admitted} * r.rcost, before_level = {before}, admitted = {admitted}, "
-        f"stamp_us = {start}, prev_level = NULL, expires_us = {start} + l.period_us"
+    return _decide(
+        d,
+        Algorithm.FIXED_WINDOW,
+        {
+            "level": f"{before} + {admitted} * $cost",
+            "prev_level": _NULL,
+            "stamp_us": start,
+            "before_level": before,
+            "admitted": admitted,
+            "expires_us": f"{start} + $P",
+        },
     )
-    return _update(d, Algorithm.FIXED_WINDOW, sets)
 
 
 def sliding_window(d: Dialect) -> str:
     """Sliding-window counter: prev × (P − elapsed) + (curr + cost) × P ≤ limit × P."""
     lo, hi = d.least, d.greatest
-    win = _window(d)
-    valid = "(s.level IS NOT NULL AND s.cfg_period_us = l.period_us)"
-    keep = f"({valid} AND s.stamp_us >= {win})"
-    shift = f"({valid} AND s.stamp_us = {win} - l.period_us)"
-    curr = f"(CASE WHEN {keep} THEN s.level ELSE 0 END)"
-    prev = f"(CASE WHEN {keep} THEN s.prev_level WHEN {shift} THEN s.level ELSE 0 END)"
-    start = f"(CASE WHEN {keep} THEN s.stamp_us ELSE {win} END)"
-    elapsed = f"{lo}(l.period_us, {hi}(0, c.now_us - {start}))"
-    room = f"(l.limit_count * l.period_us - {prev} * (l.period_us - {elapsed}) - {curr} * l.period_us)"
+    valid = "($level IS NOT NULL AND $cfg_period = $P)"
+    keep = f"({valid} AND $stamp >= {_WINDOW})"
+    shift = f"({valid} AND $stamp = {_WINDOW} - $P)"
+    curr = f"(CASE WHEN {keep} THEN $level ELSE 0 END)"
+    prev = f"(CASE WHEN {keep} THEN $prev_level WHEN {shift} THEN $level ELSE 0 END)"
+    start = f"(CASE WHEN {keep} THEN $stamp ELSE {_WINDOW} END)"
+    elapsed = f"{lo}($P, {hi}(0, $now - {start}))"
+    room = f"($L * $P - {prev} * ($P - {elapsed}) - {curr} * $P)"
     admitted = (
-        f"(CASE WHEN r.rcost <= 0 OR r.rcost > l.limit_count OR {room} < 0 THEN 0 "
-        f"ELSE {lo}(r.rn, {room} / (r.rcost * l.period_us)) END)"
+        f"(CASE WHEN $cost <= 0 OR $cost > $L OR {room} < 0 THEN 0 ELSE {lo}($n, {room} / ($cost * $P)) END)"
     )
-    sets = (
-        f"level = {curr} + {admitted} * r.rcost, prev_level = {prev}, before_level = {curr}, "
-        f"admitted = {admitted}, stamp_us = {start}, expires_us = {start} + 2 * l.period_us"
+    return _decide(
+        d,
+        Algorithm.SLIDING_WINDOW,
+        {
+            "level": f"{curr} + {admitted} * $cost",
+            "prev_level": prev,
+            "stamp_us": start,
+            "before_level": curr,
+            "admitted": admitted,
+            "expires_us": f"{start} + 2 * $P",
+        },
     )
-    return _update(d, Algorithm.SLIDING_WINDOW, sets)
 
 
 DECIDERS: dict[Algorithm, Callable[[Dialect], str]] = {

@@ -47,6 +47,8 @@ limiter_state = sa.Table(
     sa.Column("cfg_limit", sa.BigInteger),
     sa.Column("cfg_burst", sa.BigInteger),
     sa.Column("cfg_period_us", sa.BigInteger),
+    sa.Column("req_cost", sa.BigInteger, comment="cost of the last decision's requests"),
+    sa.Column("req_count", sa.BigInteger, comment="how many requests the last decision merged"),
 )
 sa.Index("ix_limiter_state_expires_us", limiter_state.c.expires_us)
 
