@@ -24,7 +24,7 @@ from services.runtime.client import HealthResult, check_health, dial_address
 from services.runtime.config import SERVICE_NAMES, ConfigError, Settings, load_settings
 from services.runtime.launcher import Launcher, LaunchError, bind_to_launcher, plan
 
-CLIENT_APPS: tuple[tuple[str, str], ...] = (("limiter", "services.runtime.cli_limiter"),)
+CLIENT_APPS: tuple[tuple[str, str], ...] = (("limiter", "services.limiter.cli"),)
 """(command name, module exposing `app: typer.Typer`) of each client sub-app."""
 
 USAGE_EXIT = 2
