@@ -116,12 +116,14 @@ async def test_gcra_never_over_admits_and_refills_fully(db_url: str, replicas: i
         await create(stubs[0], "gcra", limit=limit, period=duration_pb2.Duration(seconds=1), burst=burst)
         records, _ = await hammer(stubs, "gcra", 1.5)
     check_gcra_bound(records, limit, period_us, burst)
-    # Saturated: everything the bucket refilled between the first answer and the last request was taken.
+    # No false denials: a denial means the bucket held less than one token when it was decided (after the
+    # request was sent), so everything it had refilled by then was taken. The last denial is the tightest
+    # such point; tokens refilled after it may stay unused once the clients stop, so they are not counted.
     first_answer = min(r.received_us for r in records)
-    last_request = max(r.sent_us for r in records)
-    refilled = burst + (last_request - first_answer) * limit // period_us
+    last_denied = max(r.sent_us for r in records if not r.allowed)
+    refilled = burst + (last_denied - first_answer) * limit / period_us
     admitted = sum(r.allowed for r in records)
-    assert admitted >= refilled - 2, (admitted, refilled)
+    assert admitted > refilled - 1, (admitted, refilled)
     assert len(records) > 3 * admitted  # the clients really were over the limit
 
 
