@@ -1,0 +1,154 @@
+"""The limiter's background work and signals, on a real server: the sweeper, events, metrics, the key bound."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+import sqlalchemy as sa
+from google.protobuf import duration_pb2
+
+from foundation.limiter.v1 import limiter_pb2 as pb
+from foundation.limiter.v1 import limiter_pb2_grpc as rpc
+from services.runtime.events import CloudEvent
+from tests.harness import eventually, running_service
+
+
+def ms(n: int) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=n // 1000, nanos=(n % 1000) * 1_000_000)
+
+
+def stored_rows(db_url: str) -> tuple[set[tuple[str, str]], int]:
+    """The (limiter, key) pairs with state, and the number of leases, straight from the database."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            states = {(r[0], r[1]) for r in conn.execute(sa.text("SELECT limiter, key FROM limiter_state"))}
+            leases = int(conn.execute(sa.text("SELECT count(*) FROM limiter_leases")).scalar_one())
+    finally:
+        engine.dispose()
+    return states, leases
+
+
+async def test_sweeper_removes_expired_state_and_leases_only(db_url: str) -> None:
+    events: list[CloudEvent] = []
+
+    async def sink(batch: Sequence[CloudEvent]) -> None:
+        events.extend(batch)
+
+    async with running_service("limiter", db_url, limiter={"sweep_interval_s": 0.1}) as svc:
+        svc.app.context.events.set_sink(sink)
+        stub = rpc.LimiterServiceStub(svc.channel)
+        fixed = pb.Limiter(algorithm=pb.Limiter.ALGORITHM_FIXED_WINDOW, limit=5, period=ms(200))
+        conc = pb.Limiter(algorithm=pb.Limiter.ALGORITHM_CONCURRENCY, limit=2, lease_ttl=ms(200))
+        lasting = pb.Limiter(limit=5, period=ms(600_000))
+        for name, limiter in (("short", fixed), ("conc", conc), ("long", lasting)):
+            await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id=name, limiter=limiter))
+        items = [pb.CheckItem(limiter="limiters/short", key=f"k{i}") for i in range(3)]
+        items += [
+            pb.CheckItem(limiter="limiters/conc", key="c"),
+            pb.CheckItem(limiter="limiters/long", key="stays"),
+        ]
+        response = await stub.Check(pb.CheckRequest(items=items))
+        assert response.allowed
+        assert response.results[3].lease_id
+
+        def only_the_live_key_is_left() -> bool:
+            states, leases = stored_rows(db_url)
+            return states == {("long", "stays")} and leases == 0
+
+        await eventually(only_the_live_key_is_left, within=10)
+        # Three fixed-window keys, the concurrency key's row and its lease: each removal reported once.
+        await eventually(
+            lambda: (
+                sum(
+                    e.data["cleaned_entries"]
+                    for e in events
+                    if e.type == "foundation.limiter.cleanup_performed"
+                )
+                == 5
+            )
+        )
+        stats = await stub.GetStats(pb.GetStatsRequest(limiter="limiters/long"))
+        assert stats.total.active_keys == 1
+        # A released or swept lease is gone: releasing it now frees nothing.
+        released = await stub.Release(pb.ReleaseRequest(lease_id=response.results[3].lease_id))
+        assert not released.released
+
+
+async def test_events_are_aggregated_and_metrics_name_limiters_never_keys(db_url: str) -> None:
+    events: list[CloudEvent] = []
+
+    async def sink(batch: Sequence[CloudEvent]) -> None:
+        events.extend(batch)
+
+    async with running_service("limiter", db_url) as svc:
+        svc.app.context.events.set_sink(sink)
+        stub = rpc.LimiterServiceStub(svc.channel)
+        await stub.CreateLimiter(
+            pb.CreateLimiterRequest(
+                limiter_id="tight",
+                limiter=pb.Limiter(algorithm=pb.Limiter.ALGORITHM_FIXED_WINDOW, limit=1, period=ms(600_000)),
+            )
+        )
+        check = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/tight", key="secret-user-key")])
+        decisions = [(await stub.Check(check)).allowed for _ in range(21)]
+        assert decisions == [True] + [False] * 20
+        await stub.DeleteLimiter(pb.DeleteLimiterRequest(name="limiters/tight"))
+
+        def types() -> list[str]:
+            return [e.type for e in events]
+
+        await eventually(lambda: "foundation.limiter.limiter_removed" in types())
+        configured = [e for e in events if e.type == "foundation.limiter.limiter_configured"]
+        assert [(e.subject, e.data["limit"], e.data["algorithm"]) for e in configured] == [
+            ("limiters/tight", 1, "FIXED_WINDOW")
+        ]
+
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(svc.metrics_url, timeout=5)).text
+    assert 'foundation_limiter_decisions_total{decision="allowed",limiter="tight"} 1.0' in text
+    assert 'foundation_limiter_decisions_total{decision="denied",limiter="tight"} 20.0' in text
+    assert "secret-user-key" not in text
+
+
+async def test_denial_events_carry_the_counts_of_a_flush(db_url: str) -> None:
+    events: list[CloudEvent] = []
+
+    async def sink(batch: Sequence[CloudEvent]) -> None:
+        events.extend(batch)
+
+    async with running_service("limiter", db_url) as svc:
+        svc.app.context.events.set_sink(sink)
+        stub = rpc.LimiterServiceStub(svc.channel)
+        await stub.CreateLimiter(
+            pb.CreateLimiterRequest(limiter_id="one", limiter=pb.Limiter(limit=1, period=ms(600_000)))
+        )
+        check = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/one", key="k")] * 10)
+        response = await stub.Check(pb.CheckRequest(items=check.items, mode=pb.CheckRequest.MODE_INDEPENDENT))
+        assert [r.allowed for r in response.results] == [True] + [False] * 9
+
+        def denied_total() -> int:
+            return sum(e.data["denied"] for e in events if e.type == "foundation.limiter.denied")
+
+        await eventually(lambda: denied_total() == 9)
+        assert len([e for e in events if e.type == "foundation.limiter.denied"]) == 1
+
+
+async def test_stored_keys_are_a_bounded_resource(db_url: str) -> None:
+    async with running_service("limiter", db_url, limiter={"max_keys": 40}) as svc:
+        stub = rpc.LimiterServiceStub(svc.channel)
+        await stub.CreateLimiter(
+            pb.CreateLimiterRequest(limiter_id="many", limiter=pb.Limiter(limit=5, period=ms(600_000)))
+        )
+        items = [pb.CheckItem(limiter="limiters/many", key=f"user-{i}") for i in range(30)]
+        await stub.Check(pb.CheckRequest(items=items, mode=pb.CheckRequest.MODE_INDEPENDENT))
+        resources = svc.app.context.resources
+        await resources.measure()
+        usage = {u.name: u for u in resources.usage()}["limiter.keys"]
+        assert (usage.bound, usage.used, usage.state) == (40, 30, "normal")
+        more = [pb.CheckItem(limiter="limiters/many", key=f"other-{i}") for i in range(9)]
+        await stub.Check(pb.CheckRequest(items=more, mode=pb.CheckRequest.MODE_INDEPENDENT))
+        await resources.measure()
+        usage = {u.name: u for u in resources.usage()}["limiter.keys"]
+        assert (usage.used, usage.state) == (39, "severe")
