@@ -170,10 +170,11 @@ def _apply_replaces(plans: list[Plan]) -> None:
 
 
 def _counter_key(domain: str, entries: list[tuple[str, str]]) -> str:
-    """ratelimit's cache key of a descriptor: `domain.key_value.key_value…` (hashed past 1 KiB)."""
+    """ratelimit's cache key of a descriptor: `domain.key_value.key_value…` (hashed past 1 KiB or with NUL)."""
     key = domain + "." + ".".join(k + (f"_{v}" if v else "") for k, v in entries)
-    if len(key.encode()) > MAX_KEY_BYTES:
-        key = key[:200] + "#" + hashlib.sha256(key.encode()).hexdigest()
+    if "\x00" in key or len(key.encode()) > MAX_KEY_BYTES:
+        # PostgreSQL's text cannot hold NUL; the hash keeps such keys distinct.
+        key = key[:200].replace("\x00", "") + "#" + hashlib.sha256(key.encode()).hexdigest()
     return key
 
 

@@ -140,7 +140,7 @@ class Limiters:
             self._check_costs(items, configs)
             if not dry_run and any(item.cost > 0 for item in items):
                 self._ctx.resources.check_writes()
-            units = [_unit(item, configs[item.limiter_id], dry_run) for item in items]
+            units = [_unit(item, configs[item.limiter_id]) for item in items]
             op = CheckOp(units, atomic=all_or_nothing and len(units) > 1, dry_run=dry_run)
             try:
                 decisions = await self._store.write(self._checker, op, timeout=timeout)
@@ -265,8 +265,10 @@ class Limiters:
         return await self._store.read(sql.count_keys)
 
 
-def _unit(item: Item, config: LimiterConfig, dry_run: bool) -> Unit:
-    lease = config.algorithm is Algorithm.CONCURRENCY and item.cost > 0 and not dry_run
+def _unit(item: Item, config: LimiterConfig) -> Unit:
+    # Dry runs take their leases too, inside a savepoint that is always rolled back: lease ids must be
+    # unique even then, and no lease id is reported for them.
+    lease = config.algorithm is Algorithm.CONCURRENCY and item.cost > 0
     return Unit(
         item.limiter_id,
         item.key,

@@ -110,6 +110,8 @@ def limiter_values(limiter: limiter_pb2.Limiter, fields: Iterable[str], v: Viola
         elif name == "description":
             if len(limiter.description) > MAX_DESCRIPTION:
                 v.add(field, f"must be at most {MAX_DESCRIPTION} characters")
+            elif "\x00" in limiter.description:
+                v.add(field, "must not contain NUL (U+0000)")
             values["description"] = limiter.description
     return values
 
@@ -171,7 +173,7 @@ def check_items(request: limiter_pb2.CheckRequest) -> list[Item]:
         name, key = item.limiter, item.key
         lid = known.get(name)
         cost = item.cost if item.HasField("cost") else 1
-        if lid is None or cost < 0 or not key or len(key) > MAX_KEY_BYTES // 4:
+        if lid is None or cost < 0 or not key or len(key) > MAX_KEY_BYTES // 4 or "\x00" in key:
             bad = True  # the slow path below names every fault
             break
         items.append(Item(lid, key, cost))
@@ -207,9 +209,11 @@ _MODES = frozenset(limiter_pb2.CheckRequest.Mode.values())
 
 
 def key_check(key: str, field: str, v: Violations) -> None:
-    """A key is 1 byte to 1 KiB of UTF-8."""
+    """A key is 1 byte to 1 KiB of UTF-8, without NUL (PostgreSQL's text cannot hold U+0000)."""
     if not key:
         v.add(field, "must not be empty")
+    elif "\x00" in key:
+        v.add(field, "must not contain NUL (U+0000)")
     elif len(key) > MAX_KEY_BYTES // 4 and len(key.encode()) > MAX_KEY_BYTES:
         v.add(field, f"must be at most {MAX_KEY_BYTES} bytes of UTF-8")
 

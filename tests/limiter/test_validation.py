@@ -49,7 +49,7 @@ def expected_create_faults(limiter_id: str, fields: dict[str, Any]) -> set[str]:
             seconds, nanos = fields[name]
             if nanos % 1000 or not low <= seconds * 1_000_000 + nanos // 1000 <= high:
                 faults.add(f"limiter.{name}")
-    if len(fields["description"]) > 1024:
+    if len(fields["description"]) > 1024 or "\x00" in fields["description"]:
         faults.add("limiter.description")
     if faults:
         return faults
@@ -122,7 +122,7 @@ item_strategy = st.fixed_dictionaries(
     {
         "limiter": st.sampled_from(["limiters/known", "limiters/unknown", "known", "limiters/UP", ""]),
         "key": st.one_of(
-            st.sampled_from(["", "k", "é" * 512, "é" * 513, "x" * 1024, "x" * 1025]),
+            st.sampled_from(["", "k", "é" * 512, "é" * 513, "x" * 1024, "x" * 1025, "a\x00b"]),
             st.text(min_size=1, max_size=20),
         ),
         "cost": st.one_of(st.none(), st.integers(-2, 12)),
@@ -153,7 +153,7 @@ async def test_check_succeeds_or_names_exactly_the_bad_fields(
         if item["limiter"] not in ("limiters/known", "limiters/unknown"):
             faults.add(f"items[{i}].limiter")
         unknown |= item["limiter"] == "limiters/unknown"
-        if not item["key"] or len(item["key"].encode()) > 1024:
+        if not item["key"] or len(item["key"].encode()) > 1024 or "\x00" in item["key"]:
             faults.add(f"items[{i}].key")
         if item["cost"] is not None and item["cost"] < 0:
             faults.add(f"items[{i}].cost")
