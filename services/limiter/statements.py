@@ -164,9 +164,10 @@ def gcra(d: Dialect) -> str:
         f"WHEN $cfg_period <> $P THEN {lo}($level / $cfg_period, $B) * $P ELSE $level END)"
     )
     elapsed = f"{hi}(0, $now - COALESCE($stamp, $now))"
-    # Elapsed time is capped at what refills an empty bucket before multiplying, so nothing overflows.
+    # Elapsed time is capped at what refills an empty bucket before multiplying, and the refill at the room
+    # left (not `least(cap, prev + refill)`: that sum can pass 2^63 when burst × period is near 2^62).
     refill = f"{lo}({elapsed}, ({cap} + $L - 1) / $L) * $L"
-    avail = f"{lo}({cap}, {prev} + {refill})"
+    avail = f"({prev} + {lo}({refill}, {cap} - {prev}))"
     admitted = f"(CASE WHEN $cost <= 0 OR $cost > $B THEN 0 ELSE {lo}($n, {avail} / ($cost * $P)) END)"
     level = f"({avail} - {admitted} * $cost * $P)"
     stamp = f"{hi}(COALESCE($stamp, $now), $now)"
