@@ -57,6 +57,8 @@ async def test_list_pages_in_name_order(api: Api) -> None:
         token = page.next_page_token
     assert seen == [f"limiters/{n}" for n in "abcde"]
     assert token == ""
+    everything = await api.stub.ListLimiters(pb.ListLimitersRequest())  # page_size 0: the default (50)
+    assert ([limiter.name for limiter in everything.limiters], everything.next_page_token) == (seen, "")
     error = await error_of(api.stub.ListLimiters(pb.ListLimitersRequest(page_token="garbage")))
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
 
@@ -95,6 +97,13 @@ async def test_update_with_masks(api: Api) -> None:
         60,
     )
     assert everything.limiter.update_time.ToNanoseconds() >= everything.limiter.create_time.ToNanoseconds()
+    star = await api.stub.UpdateLimiter(
+        pb.UpdateLimiterRequest(
+            limiter=pb.Limiter(name="limiters/upd", limit=9, burst=4, description="star"),
+            update_mask=field_mask_pb2.FieldMask(paths=["*"]),
+        )
+    )
+    assert (star.limiter.limit, star.limiter.burst, star.limiter.description) == (9, 4, "star")
     bad = await error_of(
         api.stub.UpdateLimiter(
             pb.UpdateLimiterRequest(
@@ -228,6 +237,7 @@ async def test_headers_match_the_result(api: Api) -> None:
     assert allowed.headers["RateLimit-Policy"] == '"hdr";q=2;w=10'
     assert allowed.headers["RateLimit"] == '"hdr";r=1;t=5'
     assert "Retry-After" not in allowed.headers
+    assert allowed.results[0].retry_after.ToNanoseconds() == 0  # non-zero only when denied
     await api.check("hdr")
     denied = await api.check("hdr")
     retry_ms = denied.results[0].retry_after.ToMilliseconds()
@@ -265,13 +275,22 @@ async def test_fixed_window_resets_at_the_boundary(api: Api) -> None:
 
 
 async def test_sliding_window_weights_the_previous_window(api: Api) -> None:
-    await api.create("s", algorithm=pb.Limiter.ALGORITHM_SLIDING_WINDOW, limit=4, period_ms=400)
+    await api.create("s", algorithm=pb.Limiter.ALGORITHM_SLIDING_WINDOW, limit=4, period_ms=800)
     admitted = sum([(await api.check("s")).allowed for _ in range(6)])
     assert admitted == 4
     status = await api.stub.GetStatus(pb.GetStatusRequest(limiter="limiters/s", key="k"))
     assert status.remaining == 0
-    assert status.reset_after.ToMilliseconds() <= 800
-    await eventually(lambda: _allowed(api, "s"), within=2)
+    assert 0 < status.reset_after.ToMilliseconds() <= 1600  # the end of the next window at most
+    seen: list[int] = []
+
+    async def recovered() -> bool:  # the previous window weighs less as the next one goes on
+        seen.append(await api.remaining("s"))
+        return seen[-1] == 4
+
+    await eventually(recovered, within=3, interval=0.005)
+    assert seen == sorted(seen)
+    assert len({1, 2, 3} & set(seen)) >= 2, seen  # a fixed window would jump from 0 to 4
+    assert (await api.check("s", cost=4)).allowed
 
 
 async def test_concurrency_leases_release_and_expire(api: Api) -> None:
@@ -344,6 +363,7 @@ async def test_stats_per_limiter_and_total_reach_other_replicas(api: Api, db_url
     assert by_name["limiters/s1"].active_keys == 1
     assert by_name["limiters/s2"].checks == 2
     assert stats.total.checks == 5
+    assert stats.total.active_keys == 2  # the peek stored no key
     assert stats.total.allowed == 4  # the peek of s2/b would be allowed
     async with running_service("limiter", db_url) as other:
         from foundation.limiter.v1 import limiter_pb2_grpc as rpc
