@@ -1,4 +1,4 @@
-"""LimiterService over gRPC: resources, Check semantics, each algorithm, status, reset, release, stats."""
+"""LimiterService over gRPC: resources, Check semantics, stats (algorithms: test_api_algorithms.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import time
 
 import grpc
 import pytest
-from google.protobuf import duration_pb2, field_mask_pb2
+from google.protobuf import field_mask_pb2
 
 from foundation.limiter.v1 import limiter_pb2 as pb
+from foundation.limiter.v1 import limiter_pb2_grpc as rpc
 from tests.harness import eventually, rich_status, running_service
 from tests.limiter.conftest import Api
 
@@ -137,6 +138,12 @@ async def test_delete_removes_keys_and_everything_is_not_found_after(api: Api) -
     calls = [
         api.stub.GetLimiter(pb.GetLimiterRequest(name="limiters/gone")),
         api.stub.DeleteLimiter(pb.DeleteLimiterRequest(name="limiters/gone")),
+        api.stub.UpdateLimiter(
+            pb.UpdateLimiterRequest(
+                limiter=pb.Limiter(name="limiters/gone", limit=9),
+                update_mask=field_mask_pb2.FieldMask(paths=["limit"]),
+            )
+        ),
         api.check("gone"),
         api.stub.GetStatus(pb.GetStatusRequest(limiter="limiters/gone", key="a")),
         api.stub.Reset(pb.ResetRequest(limiter="limiters/gone", key="a")),
@@ -148,6 +155,9 @@ async def test_delete_removes_keys_and_everything_is_not_found_after(api: Api) -
         assert status.details["ResourceInfo"].resource_name == "limiters/gone"
         assert status.error_info is not None
         assert status.error_info.domain == "limiter.foundation"
+    await api.create("gone", limit=5)  # a limiter of the same name starts with none of the old state
+    assert [await api.remaining("gone", key) for key in "abc"] == [5, 5, 5]
+    assert (await api.stub.GetStats(pb.GetStatsRequest(limiter="limiters/gone"))).total.active_keys == 0
 
 
 # ---- Check semantics -------------------------------------------------------------------------------
@@ -247,100 +257,10 @@ async def test_headers_match_the_result(api: Api) -> None:
     assert denied.results[0].headers == denied.headers
 
 
-# ---- each algorithm over real time ------------------------------------------------------------------
-
-
-async def test_gcra_burst_then_refill(api: Api) -> None:
-    await api.create("g", limit=10, burst=3, period_ms=1000)
-    assert [(await api.check("g")).allowed for _ in range(4)] == [True, True, True, False]
-    await eventually(lambda: _allowed(api, "g"), within=2)
-
-
-async def _allowed(api: Api, limiter: str) -> bool:
-    return (await api.check(limiter)).allowed
-
-
-async def test_fixed_window_resets_at_the_boundary(api: Api) -> None:
-    await api.create("f", algorithm=pb.Limiter.ALGORITHM_FIXED_WINDOW, limit=2, period_ms=600)
-    await api.check("f", cost=0)
-
-    async def early_in_a_window() -> bool:  # so that three quick checks fall in one window
-        return (await api.check("f", cost=0)).results[0].reset_after.ToMilliseconds() == 0 and (
-            time.time() * 1000 % 600 < 200
-        )
-
-    await eventually(early_in_a_window, within=3, interval=0.005)
-    assert [(await api.check("f")).allowed for _ in range(3)] == [True, True, False]
-    await eventually(lambda: _allowed(api, "f"), within=2)
-
-
-async def test_sliding_window_weights_the_previous_window(api: Api) -> None:
-    await api.create("s", algorithm=pb.Limiter.ALGORITHM_SLIDING_WINDOW, limit=4, period_ms=800)
-    admitted = sum([(await api.check("s")).allowed for _ in range(6)])
-    assert admitted == 4
-    status = await api.stub.GetStatus(pb.GetStatusRequest(limiter="limiters/s", key="k"))
-    assert status.remaining == 0
-    assert 0 < status.reset_after.ToMilliseconds() <= 1600  # the end of the next window at most
-    seen: list[int] = []
-
-    async def recovered() -> bool:  # the previous window weighs less as the next one goes on
-        seen.append(await api.remaining("s"))
-        return seen[-1] == 4
-
-    await eventually(recovered, within=3, interval=0.005)
-    assert seen == sorted(seen)
-    assert len({1, 2, 3} & set(seen)) >= 2, seen  # a fixed window would jump from 0 to 4
-    assert (await api.check("s", cost=4)).allowed
-
-
-async def test_concurrency_leases_release_and_expire(api: Api) -> None:
-    await api.create(
-        "c",
-        algorithm=pb.Limiter.ALGORITHM_CONCURRENCY,
-        limit=2,
-        lease_ttl=duration_pb2.Duration(nanos=300_000_000),
-    )
-    first, second, third = [await api.check("c") for _ in range(3)]
-    assert [first.allowed, second.allowed, third.allowed] == [True, True, False]
-    assert first.results[0].lease_id
-    assert first.results[0].lease_id != second.results[0].lease_id
-    assert third.results[0].lease_id == ""
-    assert 0 < third.results[0].retry_after.ToMilliseconds() <= 300
-    released = await api.stub.Release(pb.ReleaseRequest(lease_id=first.results[0].lease_id))
-    again = await api.stub.Release(pb.ReleaseRequest(lease_id=first.results[0].lease_id))
-    unknown = await api.stub.Release(pb.ReleaseRequest(lease_id="no-such-lease"))
-    assert (released.released, again.released, unknown.released) == (True, False, False)
-    assert (await api.check("c")).allowed
-    await eventually(lambda: _allowed(api, "c"), within=3)  # the expired leases free their slots
-
-
-async def test_reset_clears_state_and_leases(api: Api) -> None:
-    await api.create("r", limit=1, period_ms=60_000)
-    await api.create("rc", algorithm=pb.Limiter.ALGORITHM_CONCURRENCY, limit=1)
-    await api.check("r")
-    await api.check("rc")
-    assert not (await api.check("r")).allowed
-    for name in ("r", "rc"):
-        reset = await api.stub.Reset(pb.ResetRequest(limiter=f"limiters/{name}", key="k"))
-        assert reset.existed
-        assert (await api.check(name)).allowed
-    fresh = await api.stub.Reset(pb.ResetRequest(limiter="limiters/r", key="never-seen"))
-    assert not fresh.existed
-
-
-async def test_raised_quota_applies_on_the_next_check(api: Api) -> None:
-    await api.create("q", algorithm=pb.Limiter.ALGORITHM_FIXED_WINDOW, limit=2, period_ms=3_600_000)
-    await api.check("q")
-    await api.check("q")
-    assert not (await api.check("q")).allowed
-    await api.stub.UpdateLimiter(
-        pb.UpdateLimiterRequest(
-            limiter=pb.Limiter(name="limiters/q", limit=3),
-            update_mask=field_mask_pb2.FieldMask(paths=["limit"]),
-        )
-    )
-    assert (await api.check("q")).allowed
-    assert not (await api.check("q")).allowed
+async def test_unknown_limiter_in_check_is_not_found(api: Api) -> None:
+    status = rich_status(await error_of(api.check("nobody")))
+    assert status.code is grpc.StatusCode.NOT_FOUND
+    assert status.details["ResourceInfo"].resource_type == "limiter.foundation/Limiter"
 
 
 # ---- stats -------------------------------------------------------------------------------------------
@@ -366,8 +286,6 @@ async def test_stats_per_limiter_and_total_reach_other_replicas(api: Api, db_url
     assert stats.total.active_keys == 2  # the peek stored no key
     assert stats.total.allowed == 4  # the peek of s2/b would be allowed
     async with running_service("limiter", db_url) as other:
-        from foundation.limiter.v1 import limiter_pb2_grpc as rpc
-
         replica = rpc.LimiterServiceStub(other.channel)
 
         async def flushed() -> bool:
@@ -377,7 +295,21 @@ async def test_stats_per_limiter_and_total_reach_other_replicas(api: Api, db_url
         await eventually(flushed, within=5)
 
 
-async def test_unknown_limiter_in_check_is_not_found(api: Api) -> None:
-    status = rich_status(await error_of(api.check("nobody")))
-    assert status.code is grpc.StatusCode.NOT_FOUND
-    assert status.details["ResourceInfo"].resource_type == "limiter.foundation/Limiter"
+async def test_a_deleted_limiters_stats_do_not_come_back(db_url: str) -> None:
+    async with running_service("limiter", db_url) as first:
+        api = Api(first, rpc.LimiterServiceStub(first.channel))
+        await api.create("gone", limit=5)
+        await api.check("gone")
+        await api.check("gone")
+    async with running_service("limiter", db_url) as second:  # a clean stop flushed the counts
+        api = Api(second, rpc.LimiterServiceStub(second.channel))
+        assert (await api.stub.GetStats(pb.GetStatsRequest(limiter="limiters/gone"))).total.checks == 2
+        for _ in range(3):
+            await api.check("gone")
+        await api.stub.DeleteLimiter(pb.DeleteLimiterRequest(name="limiters/gone"))
+        await api.create("gone", limit=5)
+        await api.check("gone")
+    async with running_service("limiter", db_url) as third:
+        stub = rpc.LimiterServiceStub(third.channel)
+        stats = await stub.GetStats(pb.GetStatsRequest(limiter="limiters/gone"))
+        assert (stats.total.checks, stats.total.active_keys) == (1, 1)  # only the new limiter's check
