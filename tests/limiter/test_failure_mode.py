@@ -126,3 +126,24 @@ async def test_writes_are_shed_at_severe_and_peeks_still_work(db_url: str) -> No
         peek = await api.check("full", "key-0", cost=0)
         assert peek.allowed
         assert peek.results[0].remaining == 99
+
+
+async def test_reads_the_store_cannot_answer_are_deadline_exceeded_not_internal(pg_url: str) -> None:
+    # PostgreSQL only (SQLite's readers are never blocked). The session's lock_timeout is half of it.
+    async with running_service("limiter", pg_url, store={"statement_timeout_ms": 600}) as svc:
+        api = Api(svc, rpc.LimiterServiceStub(svc.channel))
+        await api.create("held", limit=5, period_ms=3_600_000)
+        with store_blocked(pg_url):
+            for call in (
+                lambda: api.stub.GetStatus(pb.GetStatusRequest(limiter="limiters/held", key="k"), timeout=10),
+                lambda: api.stub.GetStats(pb.GetStatsRequest(), timeout=10),
+            ):
+                started = time.monotonic()
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await call()
+                status = rich_status(raised.value)
+                assert status.code is grpc.StatusCode.DEADLINE_EXCEEDED, (status.code, status.message)
+                assert status.error_info is not None
+                assert status.error_info.reason == "STORE_TIMEOUT"
+                assert time.monotonic() - started < 0.6 + MARGIN_S
+        assert await api.remaining("held") == 5

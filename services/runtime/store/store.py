@@ -26,6 +26,7 @@ from services.runtime.store.errors import (
     StoreUnavailable,
     is_disconnect,
     is_statement_timeout,
+    is_transient,
     one_line,
 )
 from services.runtime.store.ops import BatchHandler, Pending, WriterStats
@@ -197,6 +198,8 @@ class Store:
                 raise StoreUnavailable(f"database {self.safe_url} unavailable: {one_line(exc)}") from exc
             if is_statement_timeout(exc):
                 raise StoreTimeout(f"database statement timed out: {one_line(exc)}") from exc
+            if is_transient(exc):  # e.g. lock_timeout behind another session's lock: no answer in time
+                raise StoreTimeout(f"database read could not proceed: {one_line(exc)}") from exc
             raise
 
 
