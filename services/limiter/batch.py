@@ -64,11 +64,16 @@ class Decision:
 
 
 class StaleConfig(Exception):
-    """A limiter of the check no longer exists or changed algorithm since it was looked up: look again."""
+    """A limiter of the check no longer exists or changed algorithm since it was looked up: look again.
 
-    def __init__(self, limiters: set[str]) -> None:
+    `decided` holds the op's units (by index) that were decided anyway — and consumed, in an INDEPENDENT
+    check — so that only the others are checked again (never one unit twice).
+    """
+
+    def __init__(self, limiters: set[str], decided: dict[int, Decision] | None = None) -> None:
         super().__init__(f"limiters changed while checking: {', '.join(sorted(limiters))}")
         self.limiters = limiters
+        self.decided = decided or {}
 
 
 Slot = tuple[int, int]
@@ -110,7 +115,10 @@ class CheckHandler:
         for i, op in enumerate(ops):
             gone = {u.limiter for u in op.units if (u.limiter, u.key) in outcome.missing}
             if gone:
-                results.append(StaleConfig(gone))
+                # Atomic ops and dry runs were rolled back whole; the others keep what they consumed.
+                kept = {} if op.atomic or op.dry_run else outcome.decisions
+                decided = {j: kept[(i, j)] for j in range(len(op.units)) if (i, j) in kept}
+                results.append(StaleConfig(gone, decided))
             else:
                 results.append([outcome.decisions[(i, j)] for j in range(len(op.units))])
         return results

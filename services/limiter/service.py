@@ -135,22 +135,30 @@ class Limiters:
         """Decides the items; over-limit and store failures are results, never errors."""
         timeout = deadlines.bounded(self._settings.store_timeout_ms / 1000)
         ids = list(dict.fromkeys(item.limiter_id for item in items))
+        decided: dict[int, Decision] = {}
         for attempt in range(3):
             configs = await self.configs.get_many(ids, timeout=timeout)
             self._check_costs(items, configs)
             if not dry_run and any(item.cost > 0 for item in items):
                 self._ctx.resources.check_writes()
-            units = [_unit(item, configs[item.limiter_id]) for item in items]
+            pending = [i for i in range(len(items)) if i not in decided]
+            units = [_unit(items[i], configs[items[i].limiter_id]) for i in pending]
             op = CheckOp(units, atomic=all_or_nothing and len(units) > 1, dry_run=dry_run)
             try:
                 decisions = await self._store.write(self._checker, op, timeout=timeout)
             except StaleConfig as stale:
+                # Items decided (and consumed) despite the stale definitions keep their decisions: only the
+                # others are checked again, so no item ever consumes twice.
+                decided.update((pending[j], decision) for j, decision in stale.decided.items())
                 self.configs.forget(stale.limiters)
                 if attempt == 2:
                     raise Unavailable("limiters kept changing during the check; try again") from stale
                 continue
             except (StoreTimeout, StoreUnavailable) as failure:
                 decisions = self._failure_mode(units, configs, failure)
+            if decided:
+                decided.update(zip(pending, decisions, strict=True))
+                decisions = [decided[i] for i in range(len(items))]
             return self._settle(items, configs, decisions)
         raise AssertionError("unreachable")
 
