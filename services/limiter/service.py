@@ -8,6 +8,7 @@ flush run under the supervisor (wired in services.limiter.server).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -133,11 +134,17 @@ class Limiters:
 
     async def check(self, items: Sequence[Item], *, all_or_nothing: bool, dry_run: bool) -> list[Outcome]:
         """Decides the items; over-limit and store failures are results, never errors."""
+        # One budget for every wait on the store (definitions, then the decision), not one per wait.
         timeout = deadlines.bounded(self._settings.store_timeout_ms / 1000)
+        until = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if until is None else max(0.0, until - time.monotonic())
+
         ids = list(dict.fromkeys(item.limiter_id for item in items))
         decided: dict[int, Decision] = {}
         for attempt in range(3):
-            configs = await self.configs.get_many(ids, timeout=timeout)
+            configs = await self.configs.get_many(ids, timeout=left())
             self._check_costs(items, configs)
             if not dry_run and any(item.cost > 0 for item in items):
                 self._ctx.resources.check_writes()
@@ -145,7 +152,7 @@ class Limiters:
             units = [_unit(items[i], configs[items[i].limiter_id]) for i in pending]
             op = CheckOp(units, atomic=all_or_nothing and len(units) > 1, dry_run=dry_run)
             try:
-                decisions = await self._store.write(self._checker, op, timeout=timeout)
+                decisions = await self._store.write(self._checker, op, timeout=left())
             except StaleConfig as stale:
                 # Items decided (and consumed) despite the stale definitions keep their decisions: only the
                 # others are checked again, so no item ever consumes twice.

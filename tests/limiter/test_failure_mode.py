@@ -147,3 +147,19 @@ async def test_reads_the_store_cannot_answer_are_deadline_exceeded_not_internal(
                 assert status.error_info.reason == "STORE_TIMEOUT"
                 assert time.monotonic() - started < 0.6 + MARGIN_S
         assert await api.remaining("held") == 5
+
+
+async def test_the_store_timeout_bounds_the_whole_check_not_each_wait(pg_url: str) -> None:
+    # The definition has expired from the per-process cache (1 s), so the check first reads it (blocked on
+    # PostgreSQL by the lock on `limiters`), then writes: both waits share one store_timeout.
+    timeout_s = 0.5
+    async with running_service("limiter", pg_url, limiter={"store_timeout_ms": int(timeout_s * 1000)}) as svc:
+        api = Api(svc, rpc.LimiterServiceStub(svc.channel))
+        await api.create("stale", limit=5, period_ms=3_600_000)
+        loaded = time.monotonic()
+        await eventually(lambda: time.monotonic() - loaded > 1.2, within=3)  # the cache's TTL has passed
+        with store_blocked(pg_url, ("limiters", "limiter_state")):
+            response, took = await timed_check(api.stub, "stale")
+        assert response.allowed
+        assert response.results[0].remaining == 5  # the failure mode's answer, from the last known definition
+        assert took < timeout_s * 1.5, took
