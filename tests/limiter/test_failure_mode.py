@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import grpc
 import pytest
@@ -134,10 +134,11 @@ async def test_reads_the_store_cannot_answer_are_deadline_exceeded_not_internal(
         api = Api(svc, rpc.LimiterServiceStub(svc.channel))
         await api.create("held", limit=5, period_ms=3_600_000)
         with store_blocked(pg_url):
-            for call in (
+            reads: list[Callable[[], Awaitable[object]]] = [
                 lambda: api.stub.GetStatus(pb.GetStatusRequest(limiter="limiters/held", key="k"), timeout=10),
                 lambda: api.stub.GetStats(pb.GetStatsRequest(), timeout=10),
-            ):
+            ]
+            for call in reads:
                 started = time.monotonic()
                 with pytest.raises(grpc.aio.AioRpcError) as raised:
                     await call()
