@@ -62,6 +62,9 @@ async def limiter_stubs(db_url: str, replicas: int) -> AsyncIterator[list[rpc.Li
 
 
 async def create(stub: rpc.LimiterServiceStub, name: str, **fields: object) -> None:
+    """A FAIL_CLOSED limiter: on a loaded machine a write slower than the store timeout must not be let through
+    by the failure mode (FAIL_OPEN would admit it and the test would see an over-admission that is not one)."""
+    fields.setdefault("failure_mode", pb.Limiter.FAILURE_MODE_FAIL_CLOSED)
     await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id=name, limiter=pb.Limiter(**fields)))  # type: ignore[arg-type]
 
 
@@ -202,7 +205,14 @@ async def test_concurrency_never_holds_more_than_limit(db_url: str, replicas: in
 async def test_light_load_is_never_denied(db_url: str) -> None:
     """One client at 80 % of the rate: every check allowed (the burst absorbs scheduling jitter)."""
     async with limiter_stubs(db_url, 1) as stubs:
-        await create(stubs[0], "paced", limit=50, period=duration_pb2.Duration(seconds=1), burst=3)
+        await create(
+            stubs[0],
+            "paced",
+            limit=50,
+            period=duration_pb2.Duration(seconds=1),
+            burst=3,
+            failure_mode=pb.Limiter.FAILURE_MODE_FAIL_OPEN,  # a slow store must not look like a false denial
+        )
         request = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/paced", key="k")])
         interval = 1 / 50 / 0.8
         start = time.monotonic()
