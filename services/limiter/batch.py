@@ -59,7 +59,11 @@ class Decision:
     """For items of atomic checks: the key's view had this item not consumed (used when rolled back)."""
 
     def unconsumed(self) -> Decision:
-        """This decision once its consumption was rolled back: same verdict, the key's untouched state."""
+        """This decision once its consumption was rolled back: same verdict, the key's untouched state.
+
+        A denial consumed nothing: its view already is the untouched state, with the retry_after it needs."""
+        if not self.consumed:
+            return Decision(self.allowed, self.view)
         return Decision(self.allowed, self.before or self.view)
 
 
