@@ -2,8 +2,8 @@
 
 Each verb is one RPC to the limiter at `--address` (default: the configured `[limiter]` host and port). Output
 is a short line per result, or the response as proto3 JSON with `--json`. A gRPC error prints
-`error: <CODE>: <message>` plus one line per bad field and exits 1; a denial is a result (exit 0), unless
-`--fail-if-denied` asks for exit 3.
+`error: <CODE>: <message>` plus one line per bad field and exits 1; bad arguments or settings exit 2, before
+any call. A denial is a result (exit 0), unless `--fail-if-denied` asks for exit 3.
 """
 
 from __future__ import annotations
@@ -56,14 +56,20 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the response as prot
 
 
 class LimiterCliError(ClickException):
-    """Printed by the `foundation` entry point as `error: …`, exit 1."""
+    """A failed call: printed by the `foundation` entry point as `error: …`, exit 1."""
+
+
+class LimiterUsageError(LimiterCliError):
+    """Bad arguments or configuration, found before any call: `error: …`, exit 2 as for other usage errors."""
+
+    exit_code = 2
 
 
 def duration(text: str) -> duration_pb2.Duration:
     """`500ms`, `60s`, `5m`, `1h`, `2d` or plain seconds as a Duration."""
     match = _DURATION.fullmatch(text.strip())
     if match is None:
-        raise LimiterCliError(f"{text!r} is not a duration like 500ms, 60s, 5m, 1h or 2d")
+        raise LimiterUsageError(f"{text!r} is not a duration like 500ms, 60s, 5m, 1h or 2d")
     result = duration_pb2.Duration()
     result.FromNanoseconds(round(float(match.group(1)) * _UNIT_SECONDS[match.group(2)] * 1e9))
     return result
@@ -76,7 +82,7 @@ def _address(ctx: typer.Context, address: str | None) -> str:
     try:
         section = load_settings(config).limiter
     except ConfigError as exc:
-        raise LimiterCliError(str(exc)) from None
+        raise LimiterUsageError(str(exc)) from None
     host = "127.0.0.1" if section.host in ("0.0.0.0", "::") else section.host
     return f"{host}:{section.port}"
 
@@ -206,7 +212,7 @@ def update(
         **{k: v for k, v in locals().items() if k not in ("ctx", "limiter_id", "address", "as_json")}
     )
     if not paths:
-        raise LimiterCliError("nothing to change: give at least one option")
+        raise LimiterUsageError("nothing to change: give at least one option")
     limiter.name = f"limiters/{limiter_id}"
     request = pb.UpdateLimiterRequest(limiter=limiter, update_mask=field_mask_pb2.FieldMask(paths=paths))
     response = _call(_address(ctx, address), lambda stub: stub.UpdateLimiter(request))
@@ -254,28 +260,86 @@ def delete(ctx: typer.Context, limiter_id: str, address: Address = None, as_json
     _print(response, as_json, f"deleted limiters/{limiter_id} ({response.deleted_keys} keys)")
 
 
+def parse_item(text: str) -> pb.CheckItem:
+    """`id:key` or `id:key:cost` as a CheckItem.
+
+    Limiter ids hold no ':', keys may: a trailing `:<digits>` is the cost, so a key that itself ends in
+    `:<digits>` is written with its cost (`api:order:7:1`).
+    """
+    limiter_id, colon, rest = text.partition(":")
+    if not colon or not limiter_id or not rest:
+        raise LimiterUsageError(f"--item {text!r} is not id:key or id:key:cost")
+    key, colon, cost = rest.rpartition(":")
+    item = pb.CheckItem(limiter=f"limiters/{limiter_id}", key=rest)
+    if colon and key and cost.isascii() and cost.isdigit():
+        item.key, item.cost = key, int(cost)
+    return item
+
+
+def _check_items(
+    limiter_id: str | None, key: str | None, cost: int | None, items: list[str]
+) -> list[pb.CheckItem]:
+    if (limiter_id is None) != (key is None):
+        raise LimiterUsageError("give both <id> and <key>, or --item id:key[:cost] instead")
+    if limiter_id is None and not items:
+        raise LimiterUsageError("nothing to check: give <id> <key> or at least one --item id:key[:cost]")
+    if items and cost is not None:
+        raise LimiterUsageError("--cost applies to <id> <key>; give an --item its cost as id:key:cost")
+    result = [parse_item(text) for text in items]
+    if limiter_id is not None and key is not None:
+        single = pb.CheckItem(limiter=f"limiters/{limiter_id}", key=key)
+        if cost is not None:
+            single.cost = cost
+        result.insert(0, single)
+    return result
+
+
+def _result_line(item: pb.CheckItem, result: pb.CheckResult, *, prefix: bool, rolled_back: bool) -> str:
+    if not result.allowed:
+        verdict = f"denied, retry after {result.retry_after.ToMilliseconds()} ms"
+    else:
+        # ALL_OR_NOTHING: an item within its limit consumed nothing when another item was denied.
+        verdict = "within limit, not consumed" if rolled_back else "allowed"
+    lease = f", lease {result.lease_id}" if result.lease_id else ""
+    shadow = " (shadow: would be denied)" if result.shadow_denied else ""
+    head = f"{item.limiter.removeprefix('limiters/')} {item.key}: " if prefix else ""
+    return f"{head}{verdict}: {result.remaining} of {result.limit} left{lease}{shadow}"
+
+
 @app.command()
 def check(
     ctx: typer.Context,
-    limiter_id: str,
-    key: str,
+    limiter_id: Annotated[str | None, typer.Argument(show_default=False)] = None,
+    key: Annotated[str | None, typer.Argument(show_default=False)] = None,
     cost: Annotated[int | None, typer.Option(help="Units to take (default 1; 0 peeks).")] = None,
+    item: Annotated[
+        list[str] | None,
+        typer.Option("--item", help="id:key[:cost]; repeat for a multi-item check.", show_default=False),
+    ] = None,
+    independent: Annotated[
+        bool, typer.Option(help="Decide each item on its own (default: all or nothing).")
+    ] = False,
     dry_run: Annotated[bool, typer.Option(help="Decide without consuming.")] = False,
     fail_if_denied: Annotated[bool, typer.Option(help=f"Exit {DENIED_EXIT} when denied.")] = False,
     address: Address = None,
     as_json: AsJson = False,
 ) -> None:
-    """Check (and consume) `cost` units of `key`."""
-    item = pb.CheckItem(limiter=f"limiters/{limiter_id}", key=key)
-    if cost is not None:
-        item.cost = cost
-    request = pb.CheckRequest(items=[item], dry_run=dry_run)
+    """Check (and consume) `cost` units of `key`, or of several `--item`s at once."""
+    items = _check_items(limiter_id, key, cost, item or [])
+    mode = pb.CheckRequest.MODE_INDEPENDENT if independent else pb.CheckRequest.MODE_ALL_OR_NOTHING
+    request = pb.CheckRequest(items=items, mode=mode, dry_run=dry_run)
     response = _call(_address(ctx, address), lambda stub: stub.Check(request))
-    result = response.results[0]
-    verdict = "allowed" if result.allowed else f"denied, retry after {result.retry_after.ToMilliseconds()} ms"
-    lease = f", lease {result.lease_id}" if result.lease_id else ""
-    shadow = " (shadow: would be denied)" if result.shadow_denied else ""
-    _print(response, as_json, f"{verdict}: {result.remaining} of {result.limit} left{lease}{shadow}")
+    several = len(items) > 1
+    rolled_back = not response.allowed and not independent and not dry_run
+    lines = [
+        _result_line(i, r, prefix=several, rolled_back=rolled_back)
+        for i, r in zip(items, response.results, strict=True)
+    ]
+    if several:
+        lines.insert(0, "allowed" if response.allowed else "denied")
+    if dry_run:
+        lines = [f"dry run, nothing consumed: {line}" for line in lines]
+    _print(response, as_json, "\n".join(lines))
     if fail_if_denied and not response.allowed:
         raise typer.Exit(DENIED_EXIT)
 
