@@ -23,7 +23,6 @@ from services.limiter.envoy_config import (
     EnvoyConfig,
     Rule,
     counter_key,
-    max_requests,
     override_limiter_id,
 )
 from services.limiter.service import Limiters, Outcome
@@ -204,8 +203,7 @@ def _validate(request: rls_pb2.RateLimitRequest) -> None:
             unit = _unit_name(descriptor.limit.unit)
             if unit not in UNITS_US:
                 v.add(f"descriptors[{i}].limit.unit", f"must be one of {', '.join(UNITS_US)}")
-            elif descriptor.limit.requests_per_unit > max_requests(unit):
-                v.add(f"descriptors[{i}].limit.requests_per_unit", f"at most {max_requests(unit)} per {unit}")
+
     v.raise_if_any()
 
 

@@ -42,9 +42,15 @@ UNITS_US: dict[str, int] = {
 """Envoy's RateLimitResponse.RateLimit.Unit names → window length (a month is 30 days, a year 365)."""
 
 
-def max_requests(unit: str) -> int:
-    """The largest requests_per_unit a limiter holds for `unit` (limit × period in µs stays within 2^62)."""
-    return MAX_SCALED // UNITS_US[unit]
+def max_requests(unit: str, algorithm: Algorithm = Algorithm.FIXED_WINDOW) -> int:
+    """The largest requests_per_unit a limiter of `algorithm` holds for `unit`.
+
+    Fixed windows take any uint32; GCRA and the sliding window scale by the period, so limit × period (µs)
+    must stay within 2^62 (services.limiter.validation).
+    """
+    if algorithm is Algorithm.FIXED_WINDOW:
+        return 2**32 - 1
+    return min(2**32 - 1, MAX_SCALED // UNITS_US[unit])
 
 
 ALGORITHMS = {
@@ -329,14 +335,15 @@ class _Loader:
         rpu = spec.get("requests_per_unit", 0)
         if not isinstance(rpu, int) or isinstance(rpu, bool) or not 0 <= rpu < 2**32:
             raise self.fail(f"{where}.requests_per_unit", "must be an integer from 0 to 2^32-1")
-        if not unlimited and rpu > max_requests(unit):
-            raise self.fail(
-                f"{where}.requests_per_unit",
-                f"at most {max_requests(unit)} per {unit} (the limiter's bound: limit × period in µs < 2^62)",
-            )
         algorithm = str(spec.get("algorithm", "fixed_window")).lower()
         if algorithm not in ALGORITHMS:
             raise self.fail(f"{where}.algorithm", f"one of {', '.join(ALGORITHMS)}")
+        ceiling = max_requests(unit, ALGORITHMS[algorithm]) if not unlimited else 0
+        if not unlimited and rpu > ceiling:
+            raise self.fail(
+                f"{where}.requests_per_unit",
+                f"at most {ceiling} per {unit} for {algorithm} (limit × period in µs stays below 2^62)",
+            )
         replaces = spec.get("replaces") or []
         names = tuple(str(r.get("name") or "") if isinstance(r, dict) else "" for r in _as_list(replaces))
         if any(not n for n in names):

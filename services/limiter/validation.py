@@ -129,9 +129,11 @@ def combination(config: LimiterConfig, v: Violations, *, burst_set: bool) -> Non
     """Rules between fields: burst is GCRA's; scaled products stay within int64."""
     if config.algorithm is not Algorithm.GCRA and burst_set and config.burst != config.limit:
         v.add("limiter.burst", "applies to GCRA only (other algorithms admit `limit` per period)")
-    if config.burst * config.period_us > MAX_SCALED:
+    # Only the statements that multiply by the period need the bound: GCRA scales its bucket by it, the sliding
+    # window weighs its counts by it; fixed windows and leases never form such a product.
+    if config.algorithm is Algorithm.GCRA and config.burst * config.period_us > MAX_SCALED:
         v.add("limiter.burst", "burst × period (µs) must stay below 2^62")
-    if config.limit * config.period_us > MAX_SCALED:
+    if config.algorithm is Algorithm.SLIDING_WINDOW and config.limit * config.period_us > MAX_SCALED:
         v.add("limiter.limit", "limit × period (µs) must stay below 2^62")
 
 

@@ -21,6 +21,7 @@ from tests.limiter.conftest import Api
 YEAR = duration_pb2.Duration(seconds=365 * 86_400)
 FIXED = pb.Limiter.ALGORITHM_FIXED_WINDOW
 CONCURRENCY = pb.Limiter.ALGORITHM_CONCURRENCY
+SLIDING = pb.Limiter.ALGORITHM_SLIDING_WINDOW
 
 
 async def violations(call: Awaitable[object]) -> list[str]:
@@ -47,7 +48,10 @@ CREATE_CASES: list[tuple[dict[str, Any], list[str]]] = [
     ({"algorithm": FIXED, "limit": 5, "burst": 7}, ["limiter.burst"]),
     ({"algorithm": CONCURRENCY, "limit": 5, "burst": 2}, ["limiter.burst"]),
     ({"limit": 10, "burst": 2**40, "period": YEAR}, ["limiter.burst"]),  # 2^40 × 3.2e13 µs > 2^62
-    ({"limit": 2**40, "burst": 1, "period": YEAR}, ["limiter.limit"]),
+    (
+        {"algorithm": SLIDING, "limit": 2**40, "period": YEAR},
+        ["limiter.limit"],
+    ),  # weighs counts by the period
     ({"algorithm": cast(Any, 9)}, ["limiter.algorithm"]),
     ({"failure_mode": cast(Any, 7)}, ["limiter.failure_mode"]),
     ({"algorithm": CONCURRENCY, "lease_ttl": duration_pb2.Duration()}, ["limiter.lease_ttl"]),

@@ -305,7 +305,6 @@ def override_request(unit: int, requests_per_unit: int = 1) -> rls_pb2.RateLimit
     [
         (override_request(Unit.UNKNOWN), "descriptors[0].limit.unit"),
         (override_request(99), "descriptors[0].limit.unit"),
-        (override_request(Unit.YEAR, 2**32 - 1), "descriptors[0].limit.requests_per_unit"),
         (rls_pb2.RateLimitRequest(descriptors=[ratelimit_pb2.RateLimitDescriptor()]), "domain"),
         (rls_pb2.RateLimitRequest(domain="edge"), "descriptors"),
         (request("edge", []), "descriptors[0].entries"),

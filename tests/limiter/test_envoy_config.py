@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from services.limiter.algorithms import Algorithm
 from services.limiter.envoy_config import (
+    ALGORITHMS,
     UNITS_US,
     EnvoyConfigError,
     counter_key,
@@ -125,8 +126,9 @@ def test_a_directory_loads_every_yaml_file(tmp_path: Path) -> None:
             "c.yaml: descriptors[0].rate_limit.algorithm: one of fixed_window",
         ),
         (
-            "domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: month, requests_per_unit: 10000000}\n",
-            "c.yaml: descriptors[0].rate_limit.requests_per_unit: at most 1779199 per month",
+            "domain: d\ndescriptors:\n  - key: a\n    rate_limit: {unit: month, requests_per_unit: 10000000, "
+            "algorithm: sliding_window}\n",
+            "c.yaml: descriptors[0].rate_limit.requests_per_unit: at most 1779199 per month for sliding_window",
         ),
         ("domain: [\n", "c.yaml: cannot read:"),
     ],
@@ -138,15 +140,22 @@ def test_faults_are_named_on_one_line(tmp_path: Path, text: str, message: str) -
     assert "\n" not in str(raised.value)
 
 
-def test_the_largest_limit_of_each_unit_loads(tmp_path: Path) -> None:
+def test_the_largest_limit_of_each_unit_and_algorithm_loads(tmp_path: Path) -> None:
     lines = [
-        f"  - key: {unit}\n    rate_limit: {{unit: {unit}, requests_per_unit: {min(max_requests(unit), 2**32 - 1)}}}"
+        f"  - key: {unit}-{name}\n    rate_limit: {{unit: {unit}, algorithm: {name}, "
+        f"requests_per_unit: {max_requests(unit, algorithm)}}}"
         for unit in UNITS_US
+        for name, algorithm in ALGORITHMS.items()
     ]
     config = load(write(tmp_path, "domain: d\ndescriptors:\n" + "\n".join(lines) + "\n"))
     for rule in config.rules():
-        assert rule.requests_per_unit * rule.period_us <= 2**62
-        assert rule.requests_per_unit == 2**32 - 1 or (rule.requests_per_unit + 1) * rule.period_us > 2**62
+        if rule.algorithm is Algorithm.FIXED_WINDOW:
+            assert rule.requests_per_unit == 2**32 - 1  # a fixed window never multiplies by the period
+        else:
+            assert rule.requests_per_unit * rule.period_us <= 2**62
+            assert (
+                rule.requests_per_unit == 2**32 - 1 or (rule.requests_per_unit + 1) * rule.period_us > 2**62
+            )
 
 
 def test_duplicate_domains_and_missing_paths(tmp_path: Path) -> None:

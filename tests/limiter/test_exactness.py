@@ -56,7 +56,11 @@ def micros(duration: duration_pb2.Duration) -> int:
 async def limiter_stubs(db_url: str, replicas: int) -> AsyncIterator[list[rpc.LimiterServiceStub]]:
     async with contextlib.AsyncExitStack() as stack:
         services = [
-            await stack.enter_async_context(running_service("limiter", db_url)) for _ in range(replicas)
+            # A long store timeout: on a loaded machine a slow write must still be decided, not failed over.
+            await stack.enter_async_context(
+                running_service("limiter", db_url, limiter={"store_timeout_ms": 20_000})
+            )
+            for _ in range(replicas)
         ]
         yield [rpc.LimiterServiceStub(s.channel) for s in services]
 
@@ -130,10 +134,32 @@ async def test_gcra_never_over_admits_and_refills_fully(db_url: str, replicas: i
     assert len(records) > 3 * admitted  # the clients really were over the limit
 
 
-def window_of(record: Record, period_us: int, windows_ahead: int) -> int:
-    """The window a decision fell in, from `reset_after` (= end of that window − the server's now)."""
-    end = record.sent_us + record.reset_after_us
-    return round(end / period_us) - windows_ahead
+def windows_of(record: Record, period_us: int, windows_ahead: int) -> set[int]:
+    """The windows a decision may have fallen in, from `reset_after` (= end of that window − the server's now).
+
+    The server's now lies between the send and the receipt, so the window's end lies between those plus
+    `reset_after`: one candidate when both ends round to the same window, two on a loaded machine where a
+    decision waited long enough to make it ambiguous.
+    """
+    return {
+        round((moment + record.reset_after_us) / period_us) - windows_ahead
+        for moment in (record.sent_us, record.received_us)
+    }
+
+
+def per_window_counts(
+    records: list[Record], period_us: int, windows_ahead: int
+) -> tuple[Counter[int], Counter[int]]:
+    """Admissions per window: those certainly in it, and those that may be in it (ambiguous ones)."""
+    certain: Counter[int] = Counter()
+    possible: Counter[int] = Counter()
+    for record in records:
+        if record.allowed:
+            candidates = windows_of(record, period_us, windows_ahead)
+            if len(candidates) == 1:
+                certain.update(candidates)
+            possible.update(candidates)
+    return certain, possible
 
 
 @REPLICAS
@@ -148,14 +174,13 @@ async def test_fixed_window_admits_exactly_limit_per_window(db_url: str, replica
             period=duration_pb2.Duration(nanos=period_us * 1000),
         )
         records, _ = await hammer(stubs, "fixed", 1.7)
-    per_window = Counter(window_of(r, period_us, 1) for r in records if r.allowed)
-    assert max(per_window.values()) <= limit, per_window
+    certain, possible = per_window_counts(records, period_us, 1)
+    assert max(certain.values()) <= limit, certain
     first = min(r.received_us for r in records) // period_us
     last = max(r.sent_us for r in records) // period_us
-    inner = [w for w in per_window if first < w < last]
-    assert inner, per_window
-    for window in range(first + 1, last):
-        assert per_window[window] == limit, (window, per_window)
+    assert last - first >= 2, "the run must cover a whole window"
+    for window in range(first + 1, last):  # saturated: every whole window admits its full limit
+        assert certain[window] <= limit <= possible[window], (window, certain, possible)
 
 
 async def test_sliding_window_bounds(db_url: str) -> None:
@@ -170,8 +195,8 @@ async def test_sliding_window_bounds(db_url: str) -> None:
         )
         records, _ = await hammer(stubs, "sliding", 1.7)
     admitted = sorted((r for r in records if r.allowed), key=lambda r: r.sent_us)
-    per_window = Counter(window_of(r, period_us, 2) for r in admitted)
-    assert max(per_window.values()) <= limit, per_window
+    certain, _ = per_window_counts(admitted, period_us, 2)
+    assert max(certain.values()) <= limit, certain
     for first in admitted:
         inside = sum(
             1 for r in admitted if first.sent_us <= r.sent_us and r.received_us <= first.sent_us + period_us

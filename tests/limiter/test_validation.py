@@ -63,9 +63,9 @@ def expected_create_faults(limiter_id: str, fields: dict[str, Any]) -> set[str]:
     gcra = fields["algorithm"] in (0, 1)
     if fields["burst"] is not None and not gcra and burst != limit:
         faults.add("limiter.burst")
-    if burst * period > 2**62:
+    if gcra and burst * period > 2**62:
         faults.add("limiter.burst")
-    if limit * period > 2**62:
+    if fields["algorithm"] == 3 and limit * period > 2**62:
         faults.add("limiter.limit")
     return faults
 
