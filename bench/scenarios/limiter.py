@@ -1,79 +1,116 @@
-"""The limiter: single-item `Check` at 64 in flight, and batched `Check`s of 100 items, on SQLite and PostgreSQL.
+"""The limiter: single-item `Check` at 64 in flight, and `Check`s of 100 items, on SQLite and PostgreSQL.
 
 Targets (issue 4): single-item Check ≥ 0.75× the no-op ceiling on SQLite and ≥ 0.5× on PostgreSQL, p99 ≤ 2× the
-ceiling's; a batch of 100 items ≥ 50,000 decisions/s on SQLite. The limiter is GCRA with a limit far above the
-load (every check is a real decision that consumes), created through the API before the first request.
-*distinct keys*: each of the 64 workers cycles through its own 1,000 keys; *one hot key*: every check on the same
-key (the writer merges duplicates). Peer: the `limits` library (SlidingWindowCounterRateLimiter, async redis-py)
-on a Redis server of its own, from the same client process, the same keys.
+ceiling's; a Check of 100 items ≥ 50,000 decisions/s on SQLite. Two GCRA limiters are created through the API by
+the first request: `bench`, 10^9 per second (out of reach: every check is a real decision that consumes), and
+`bench-closed`, 1 per day (a key's first check is allowed, every later one denied).
+
+- *distinct keys*: each of the 64 workers cycles through its own 1,000 keys (distinct users);
+- *one hot key*: every check on the same key (the writer merges duplicates into one statement row);
+- *half denied*: distinct keys, every other check on `bench-closed` with 10 keys per worker (used up in the
+  warm-up), so half of the decisions are denials with their Retry-After;
+- *100 items*: each item on a key of the worker's own 1,000, INDEPENDENT and ALL_OR_NOTHING (one savepoint per
+  request); the figure is decisions (items) per second.
+
+Peer (single items): the `limits` library on Redis from the same client process, same keys (bench.limits_peer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, asynccontextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf import duration_pb2
-from limits import RateLimitItemPerSecond, storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from bench.harness import Case, Counters, Peer, Scenario
+from bench.harness import Case, Counters, Scenario
+from bench.limits_peer import limits_peer
 from bench.loadgen import RequestFn
-from bench.servers import Backend, ServerProcess, free_port, server_process, service_process
+from bench.servers import Backend, service_process
 from foundation.limiter.v1 import limiter_pb2 as pb
 from foundation.limiter.v1 import limiter_pb2_grpc as rpc
 
-LIMIT = 10**12
-"""Per second: far above any load here, so every check is allowed and consumes."""
+OPEN, OPEN_PER_SECOND = "bench", 10**9
+CLOSED, CLOSED_PER_DAY = "bench-closed", 1
 KEYS_PER_WORKER = 1000
+CLOSED_KEYS_PER_WORKER = 10
 BATCH = 100
 
 
-def _keys(hot: bool) -> Callable[[int], str]:
-    sent = [0] * 4096
+@dataclass(frozen=True)
+class Load:
+    """What each request of a case checks."""
 
-    def key(worker: int) -> str:
-        if hot:
-            return "hot"
-        sent[worker] += 1
-        return f"w{worker}:{sent[worker] % KEYS_PER_WORKER}"
+    hot: bool = False
+    half_denied: bool = False
+    items: int = 1
+    atomic: bool = False
 
-    return key
+    @property
+    def name(self) -> str:
+        """The case's name in the table."""
+        if self.items > 1:
+            mode = "ALL_OR_NOTHING" if self.atomic else "INDEPENDENT"
+            return f"Check of {self.items} items ({mode}), distinct keys"
+        keys = "one hot key" if self.hot else "distinct keys"
+        return f"single-item Check, {keys}" + (", half denied" if self.half_denied else "")
+
+    def picker(self) -> Callable[[int], tuple[bool, str]]:
+        """A fresh chooser of (closed limiter?, key) for a worker's next check."""
+        sent = [0] * 4096
+
+        def pick(worker: int) -> tuple[bool, str]:
+            n = sent[worker]
+            sent[worker] = n + 1
+            closed = self.half_denied and n % 2 == 1
+            if self.hot:
+                return closed, "hot"
+            if closed:
+                return True, f"w{worker}:c{n // 2 % CLOSED_KEYS_PER_WORKER}"
+            return False, f"w{worker}:{n % KEYS_PER_WORKER}"
+
+        return pick
 
 
-def _checker(channel: grpc.aio.Channel, *, hot: bool, batch: int = 1) -> RequestFn:
+async def create_limiters(stub: rpc.LimiterServiceStub) -> None:
+    """Creates the scenario's limiters (ALREADY_EXISTS is fine: another case's channel got there first)."""
+    day = duration_pb2.Duration(seconds=86_400)
+    limiters = {
+        OPEN: pb.Limiter(limit=OPEN_PER_SECOND, period=duration_pb2.Duration(seconds=1)),
+        CLOSED: pb.Limiter(limit=CLOSED_PER_DAY, period=day),
+    }
+    for limiter_id, limiter in limiters.items():
+        try:
+            await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id=limiter_id, limiter=limiter))
+        except grpc.aio.AioRpcError as error:
+            if error.code() is not grpc.StatusCode.ALREADY_EXISTS:
+                raise
+
+
+def checker(channel: grpc.aio.Channel, load: Load) -> RequestFn:
+    """The scenario request: one Check of `load.items` items; the limiters are created by the first call."""
     stub = rpc.LimiterServiceStub(channel)
-    key = _keys(hot)
+    pick = load.picker()
     created = asyncio.Lock()
     ready = False
-    mode = pb.CheckRequest.MODE_INDEPENDENT if batch > 1 else pb.CheckRequest.MODE_ALL_OR_NOTHING
-
-    async def ensure_limiter() -> None:
-        nonlocal ready
-        async with created:
-            if ready:
-                return
-            try:
-                await stub.CreateLimiter(
-                    pb.CreateLimiterRequest(
-                        limiter_id="bench",
-                        limiter=pb.Limiter(limit=LIMIT, period=duration_pb2.Duration(seconds=1)),
-                    )
-                )
-            except grpc.aio.AioRpcError as error:
-                if error.code() is not grpc.StatusCode.ALREADY_EXISTS:
-                    raise
-            ready = True
+    mode = pb.CheckRequest.MODE_ALL_OR_NOTHING if load.atomic else pb.CheckRequest.MODE_INDEPENDENT
+    names = {False: f"limiters/{OPEN}", True: f"limiters/{CLOSED}"}
 
     async def send(worker: int) -> object:
+        nonlocal ready
         if not ready:
-            await ensure_limiter()
-        items = [pb.CheckItem(limiter="limiters/bench", key=key(worker)) for _ in range(batch)]
+            async with created:
+                if not ready:
+                    await create_limiters(stub)
+                    ready = True
+        items = []
+        for _ in range(load.items):
+            closed, key = pick(worker)
+            items.append(pb.CheckItem(limiter=names[closed], key=key))
         response = await stub.Check(pb.CheckRequest(items=items, mode=mode))
-        if not response.allowed:
+        if not response.allowed and not load.half_denied:
             raise RuntimeError("a check was denied: the limit is meant to be out of reach")
         return response
 
@@ -81,76 +118,56 @@ def _checker(channel: grpc.aio.Channel, *, hot: bool, batch: int = 1) -> Request
 
 
 async def decision_counters(channel: grpc.aio.Channel) -> Counters:
-    """Items decided so far (GetStats, this process's unflushed counts included) and a clock."""
-    stats = await rpc.LimiterServiceStub(channel).GetStats(pb.GetStatsRequest(limiter="limiters/bench"))
-    return {"decisions": float(stats.total.checks), "seconds": time.monotonic()}
+    """Items decided and denied so far (GetStats, this process's unflushed counts included) and a clock."""
+    total = (await rpc.LimiterServiceStub(channel).GetStats(pb.GetStatsRequest())).total
+    return {"decisions": float(total.checks), "denied": float(total.denied), "seconds": time.monotonic()}
 
 
-def decisions_per_second(increase: Counters) -> dict[str, float]:
-    """Decisions per second over one run."""
-    seconds = increase.get("seconds", 0.0)
-    return {"decisions_per_s": increase.get("decisions", 0.0) / seconds if seconds else float("nan")}
+def decision_figures(increase: Counters) -> dict[str, float]:
+    """Decisions per second and the share of them denied, over one run."""
+    seconds, decisions = increase.get("seconds", 0.0), increase.get("decisions", 0.0)
+    return {
+        "decisions_per_s": decisions / seconds if seconds else float("nan"),
+        "denied_share": increase.get("denied", 0.0) / decisions if decisions else float("nan"),
+    }
 
 
-def redis_server() -> AbstractContextManager[ServerProcess]:
-    """A Redis of the peer's own (nothing on disk), on a free port."""
-    port = free_port()
-    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    return server_process("redis", argv, address=f"127.0.0.1:{port}")
-
-
-def limits_peer(hot: bool) -> Peer:
-    """The `limits` library on Redis, one hit per request on the same keys."""
-
-    @asynccontextmanager
-    async def client(address: str) -> AsyncIterator[RequestFn]:
-        backend = storage.storage_from_string(f"async+redis://{address}", implementation="redispy")
-        limiter = SlidingWindowCounterRateLimiter(backend)
-        item = RateLimitItemPerSecond(10**9)
-        key = _keys(hot)
-
-        async def hit(worker: int) -> object:
-            if not await limiter.hit(item, "bench", key(worker)):
-                raise RuntimeError("the peer denied a hit")
-            return None
-
-        yield hit
-
-    return Peer(name="limits SlidingWindowCounter on Redis", server=redis_server, client=client)
-
-
-def _single(backend: Backend, hot: bool) -> Case:
+def _case(backend: Backend, load: Load) -> Case:
+    single = load.items == 1
+    peer = limits_peer(
+        load.picker,
+        open_per_second=OPEN_PER_SECOND,
+        strict=not load.half_denied,
+        closed_per_day=CLOSED_PER_DAY,
+    )
     return Case(
-        name="single-item Check, " + ("one hot key" if hot else "distinct keys"),
+        name=load.name,
         backend=backend,
         server=lambda: service_process("limiter", backend),
-        request=lambda channel: _checker(channel, hot=hot),
-        target=0.75 if backend == "sqlite" else 0.5,
-        peer=limits_peer(hot),
+        request=lambda channel: checker(channel, load),
+        target=(0.75 if backend == "sqlite" else 0.5) if single and not load.half_denied else None,
+        peer=peer if single else None,
         counters=decision_counters,
-        derive=decisions_per_second,
+        derive=decision_figures,
     )
 
 
-def _batched(backend: Backend, hot: bool = False) -> Case:
-    return Case(
-        name=f"Check of {BATCH} items (INDEPENDENT), " + ("one hot key" if hot else "distinct keys"),
-        backend=backend,
-        server=lambda: service_process("limiter", backend),
-        request=lambda channel: _checker(channel, hot=hot, batch=BATCH),
-        counters=decision_counters,
-        derive=decisions_per_second,
-    )
+LOADS = (
+    Load(),
+    Load(hot=True),
+    Load(half_denied=True),
+    Load(items=BATCH),
+    Load(items=BATCH, atomic=True),
+)
 
 
 def _cases() -> list[Case]:
     backends: tuple[Backend, ...] = ("sqlite", "postgresql")
-    single = [_single(backend, hot) for backend in backends for hot in (False, True)]
-    return single + [_batched(backend) for backend in backends]
+    return [_case(backend, load) for load in LOADS for backend in backends]
 
 
 SCENARIO = Scenario(
     name="limiter",
-    description="Check through the limiter (GCRA), single items and batches of 100; peer: `limits` on Redis",
+    description="Check through the limiter (GCRA): single items and batches of 100; peer: `limits` on Redis",
     cases=_cases,
 )
