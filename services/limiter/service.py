@@ -152,7 +152,7 @@ class Limiters:
             units = [_unit(items[i], configs[items[i].limiter_id]) for i in pending]
             op = CheckOp(units, atomic=all_or_nothing and len(units) > 1, dry_run=dry_run)
             try:
-                decisions = await self._store.write(self._checker, op, timeout=left())
+                decisions = await self._store.write(self._checker, op, timeout=left(), weight=len(units))
             except StaleConfig as stale:
                 # Items decided (and consumed) despite the stale definitions keep their decisions: only the
                 # others are checked again, so no item ever consumes twice.

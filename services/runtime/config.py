@@ -96,6 +96,12 @@ class StoreSettings(_Section):
 
     writer_queue: int = Field(default=10_000, ge=1, description="bounded queue; full → RESOURCE_EXHAUSTED")
     max_batch: int = Field(default=256, ge=1, description="most operations in one transaction")
+    max_batch_rows: int = Field(
+        default=2000,
+        ge=1,
+        description="most rows (operations' weights, e.g. a Check's items) in one transaction: smaller "
+        "transactions let the event loop answer one batch while the writer runs the next",
+    )
     batch_window_us: int = Field(
         default=2000, ge=0, description="longest the writer waits for a batch to grow"
     )

@@ -29,6 +29,7 @@ from services.runtime import registry
 from services.runtime.admission import Admission
 from services.runtime.config import ServiceSettings, Settings
 from services.runtime.events import EventPublisher
+from services.runtime.gctune import tune_for_serving
 from services.runtime.health import SERVICE_NAME as HEALTH_SERVICE_NAME
 from services.runtime.health import HealthReporter
 from services.runtime.interceptors import RuntimeInterceptor
@@ -422,6 +423,7 @@ async def serve(service: str, settings: Settings) -> int:
         if app.stop_requested:  # a signal arrived while starting
             await app.stop()
             return 0
+        tune_for_serving()
         metrics = "off" if app.metrics_port is None else str(app.metrics_port)
         print(f"READY {service} {app.address} metrics={metrics}", flush=True)
         await app.wait_stopped()

@@ -56,6 +56,26 @@ async def test_mixed_keys_in_one_batch_keep_arrival_order(store: Store) -> None:
     await held
 
 
+async def test_batches_stop_at_max_batch_rows_of_weight(db_url: str) -> None:
+    with counters_table(db_url):
+        store = open_store(db_url, max_batch_rows=10)
+        try:
+            blocker, held = await hold_writer(store)
+            handler = Increment()
+            weights = [4, 4, 4, 12, 1]  # batches: [4, 4] (12 would not fit), [4], [12] alone, [1]
+            writes = [
+                asyncio.ensure_future(store.write(handler, (f"k{i}", 1), weight=weight))
+                for i, weight in enumerate(weights)
+            ]
+            await eventually(lambda: store.stats().queued == len(weights))
+            blocker.release.set()
+            assert await asyncio.gather(*writes) == [1] * len(weights)
+            assert handler.calls == [2, 1, 1, 1]
+            await held
+        finally:
+            await store.close()
+
+
 async def test_full_queue_is_refused_at_once_and_queued_writes_complete(db_url: str) -> None:
     with counters_table(db_url):
         store = open_store(db_url, writer_queue=4)

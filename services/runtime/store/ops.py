@@ -62,7 +62,7 @@ class WriterStats:
 class Pending:
     """One queued write: a handler operation, or a whole-transaction function (`fn`)."""
 
-    __slots__ = ("abandoned", "deadline", "fn", "future", "handler", "loop", "op")
+    __slots__ = ("abandoned", "deadline", "fn", "future", "handler", "loop", "op", "weight")
 
     def __init__(
         self,
@@ -72,6 +72,7 @@ class Pending:
         op: object = None,
         fn: Callable[[sa.Connection], Any] | None = None,
         deadline: float | None = None,
+        weight: int = 1,
     ) -> None:
         self.loop = loop
         self.future: asyncio.Future[Any] = loop.create_future()
@@ -80,6 +81,8 @@ class Pending:
         self.fn = fn
         self.deadline = deadline
         """time.monotonic() by which the op must have started, or None."""
+        self.weight = weight
+        """The op's share of a batch's `max_batch_rows` (a Check of 100 items weighs 100)."""
         self.abandoned = False
         """Set by the caller on timeout or cancellation; the writer then skips the op."""
 

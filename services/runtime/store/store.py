@@ -97,7 +97,14 @@ class Store:
             return postgres_now_us()
         return self._clock.expression()
 
-    async def write(self, handler: BatchHandler[OpT, ResT], op: OpT, *, timeout: float | None = None) -> ResT:  # noqa: ASYNC109 - the shared API
+    async def write(
+        self,
+        handler: BatchHandler[OpT, ResT],
+        op: OpT,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the shared API
+        weight: int = 1,
+    ) -> ResT:
         """Runs `op` through the group-commit writer and returns its own result.
 
         Queue full → ResourceExhausted(reason="WRITER_QUEUE_FULL"); not done within `timeout` seconds →
@@ -106,7 +113,7 @@ class Store:
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
-        item = Pending(loop, handler=handler, op=op, deadline=deadline)
+        item = Pending(loop, handler=handler, op=op, deadline=deadline, weight=weight)
         self._writer.submit(item)
         result: ResT = await _wait(item, timeout, f"store write ({handler.name})")
         return result

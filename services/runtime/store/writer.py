@@ -63,6 +63,7 @@ class GroupCommitWriter:
         self._clock = clock
         self._bound = settings.writer_queue
         self._max_batch = settings.max_batch
+        self._max_rows = settings.max_batch_rows
         self._window_s = settings.batch_window_us / 1e6
         self._step_s = settings.batch_step_us / 1e6
         self._target = settings.batch_target
@@ -162,7 +163,14 @@ class GroupCommitWriter:
             items = [first]
             if first.fn is None:
                 # A whole-transaction function runs alone, so stop in front of the next one.
-                while self._queue and len(items) < self._max_batch and self._queue[0].fn is None:
+                rows = first.weight
+                while (
+                    self._queue
+                    and len(items) < self._max_batch
+                    and self._queue[0].fn is None
+                    and rows + self._queue[0].weight <= self._max_rows
+                ):
+                    rows += self._queue[0].weight
                     items.append(self._queue.popleft())
             return items
 
