@@ -6,7 +6,9 @@ row are merged into one statement row of `n` requests; different costs on one ke
 in one order. The statement says how many of the `n` were admitted; they are the first ones in arrival order.
 
 ALL_OR_NOTHING checks of several items, and dry runs, run in a SAVEPOINT each: the same statements on their
-items (one row per key, costs summed), rolled back when any item is denied (or always, for a dry run).
+items (one row per key, costs summed), rolled back when any item is denied (or always, for a dry run). The
+ALL_OR_NOTHING checks of a batch are first tried together, in one savepoint and statement; that attempt stands
+only when all of them are allowed whole, which is exactly when it equals the one-by-one result.
 Peeks (cost 0) change nothing: they are read after the decisions, from the same transaction.
 """
 
@@ -83,6 +85,9 @@ class StaleConfig(Exception):
 Slot = tuple[int, int]
 """(op index, unit index) of a unit in the batch."""
 
+_TOGETHER_PAUSE_BATCHES = 8
+"""Batches that decide ALL_OR_NOTHING ops one by one after an attempt to decide them together failed."""
+
 
 @dataclass
 class _Outcome:
@@ -95,10 +100,12 @@ class CheckHandler:
 
     name = "limiter.check"
 
-    def __init__(self, dialect: str, clock: SqlClock) -> None:
+    def __init__(self, dialect: str, clock: SqlClock, *, atomic_together: bool = True) -> None:
         self._d = dialect_of(dialect)
+        self._atomic_together = atomic_together
         self._clock = clock
         self._decide_sql = {alg: clock.text(make(self._d)) for alg, make in DECIDERS.items()}
+        self._together_pause = 0
 
     def run(self, conn: sa.Connection, ops: Sequence[CheckOp]) -> Sequence[list[Decision] | BaseException]:
         """Decides every op of the batch (see the module docstring)."""
@@ -110,8 +117,9 @@ class CheckHandler:
             else:
                 simple.extend(((i, j), unit) for j, unit in enumerate(op.units))
         outcome = self._decide(conn, simple)
-        for i in atomic:
-            self._decide_atomic(conn, i, ops[i], outcome)
+        if not self._decide_atomic_together(conn, atomic, ops, outcome):
+            for i in atomic:
+                self._decide_atomic(conn, i, ops[i], outcome)
         peeks = [(slot, u) for slot, u in simple if u.cost == 0]
         peeks += [((i, j), u) for i in atomic for j, u in enumerate(ops[i].units) if u.cost == 0]
         self._peek(conn, peeks, outcome)
@@ -253,28 +261,44 @@ class CheckHandler:
 
     # ---- all or nothing, dry runs, peeks ----------------------------------------------------------
 
+    def _decide_atomic_together(
+        self, conn: sa.Connection, indices: list[int], ops: Sequence[CheckOp], outcome: _Outcome
+    ) -> bool:
+        """Decides several ALL_OR_NOTHING ops (no dry run, no leases) in one savepoint, one statement per
+        round. Kept only when every op is allowed whole: then each op got what one savepoint each, in
+        arrival order, would have given it (a key shared by ops is decided run by run, as in `_count`).
+        Otherwise it is rolled back (False: the caller decides them one by one) and the next few batches do
+        not try, so a run of denials does not pay for every check twice."""
+        if len(indices) < 2 or not self._atomic_together:
+            return False
+        if self._together_pause > 0:
+            self._together_pause -= 1
+            return False
+        groups = []
+        for i in indices:
+            op = ops[i]
+            units, members = _atomic_units(i, op)
+            if op.dry_run or any(u.algorithm is Algorithm.CONCURRENCY for _, u in units):
+                return False
+            groups.append((i, units, members))
+        savepoint = conn.begin_nested()
+        part = self._decide(conn, [unit for _, units, _ in groups for unit in units], keep_before=True)
+        if part.missing or any(
+            not decision.allowed and not unit.shadow
+            for _, units, _ in groups
+            for slot, unit in units
+            if (decision := part.decisions.get(slot)) is not None
+        ):
+            savepoint.rollback()
+            self._together_pause = _TOGETHER_PAUSE_BATCHES
+            return False
+        savepoint.commit()
+        for i, _, members in groups:
+            _settle_atomic(i, part, members, True, outcome)
+        return True
+
     def _decide_atomic(self, conn: sa.Connection, index: int, op: CheckOp, outcome: _Outcome) -> None:
-        # One row per key with the costs summed: the items of one key fit together or not at all. Merged
-        # rows get slots past the op's own items; `members` maps each decided slot to its items.
-        merged: dict[tuple[str, str], tuple[Slot, Unit]] = {}
-        members: dict[Slot, list[int]] = defaultdict(list)
-        units: list[tuple[Slot, Unit]] = []
-        for j, unit in enumerate(op.units):
-            if unit.cost == 0:
-                continue
-            pair = (unit.limiter, unit.key)
-            if unit.algorithm is Algorithm.CONCURRENCY:
-                slot = (index, j)
-                units.append((slot, unit))
-            elif pair in merged:
-                slot, row = merged[pair]
-                row.cost += unit.cost
-            else:
-                slot = (index, len(op.units) + len(merged))
-                row = Unit(unit.limiter, unit.key, unit.cost, unit.algorithm, unit.shadow)
-                merged[pair] = (slot, row)
-                units.append((slot, row))
-            members[slot].append(j)
+        units, members = _atomic_units(index, op)
         savepoint = conn.begin_nested()
         part = self._decide(conn, units, keep_before=True)
         denied = any(
@@ -288,12 +312,7 @@ class CheckHandler:
         else:
             savepoint.rollback()
         outcome.missing |= part.missing
-        for slot, items in members.items():
-            decision = part.decisions.get(slot)
-            if decision is not None:
-                settled = decision if kept else decision.unconsumed()
-                for j in items:
-                    outcome.decisions[(index, j)] = settled
+        _settle_atomic(index, part, members, kept, outcome)
 
     def _peek(self, conn: sa.Connection, units: list[tuple[Slot, Unit]], outcome: _Outcome) -> None:
         if not units:
@@ -304,6 +323,44 @@ class CheckHandler:
                 outcome.missing.add((unit.limiter, unit.key))
             else:
                 outcome.decisions[slot] = Decision(view.retry_after_us == 0, view)
+
+
+def _atomic_units(index: int, op: CheckOp) -> tuple[list[tuple[Slot, Unit]], dict[Slot, list[int]]]:
+    """The rows of an ALL_OR_NOTHING op: one per key with the costs summed (the items of one key fit
+    together or not at all). Merged rows get slots past the op's own items; `members` maps each decided slot
+    to its items."""
+    merged: dict[tuple[str, str], tuple[Slot, Unit]] = {}
+    members: dict[Slot, list[int]] = defaultdict(list)
+    units: list[tuple[Slot, Unit]] = []
+    for j, unit in enumerate(op.units):
+        if unit.cost == 0:
+            continue
+        pair = (unit.limiter, unit.key)
+        if unit.algorithm is Algorithm.CONCURRENCY:
+            slot = (index, j)
+            units.append((slot, unit))
+        elif pair in merged:
+            slot, row = merged[pair]
+            row.cost += unit.cost
+        else:
+            slot = (index, len(op.units) + len(merged))
+            row = Unit(unit.limiter, unit.key, unit.cost, unit.algorithm, unit.shadow)
+            merged[pair] = (slot, row)
+            units.append((slot, row))
+        members[slot].append(j)
+    return units, members
+
+
+def _settle_atomic(
+    index: int, part: _Outcome, members: dict[Slot, list[int]], kept: bool, outcome: _Outcome
+) -> None:
+    """Copies an atomic op's decisions to its items; rolled back (not `kept`), they consumed nothing."""
+    for slot, items in members.items():
+        decision = part.decisions.get(slot)
+        if decision is not None:
+            settled = decision if kept else decision.unconsumed()
+            for j in items:
+                outcome.decisions[(index, j)] = settled
 
 
 def _distribute(algorithm: Algorithm, row: Any, cost: int, n: int, keep_before: bool) -> list[Decision]:
