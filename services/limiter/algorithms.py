@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 MAX_SCALED = 2**62
 """Upper bound of every scaled product (burst × period, limit × period): int64 never overflows.
@@ -65,9 +66,11 @@ class LimiterConfig:
         return self.burst if self.algorithm is Algorithm.GCRA else self.limit
 
 
-@dataclass(frozen=True, slots=True)
-class View:
-    """What a response reports about a key after a decision (durations in µs, rounded up)."""
+class View(NamedTuple):
+    """What a response reports about a key after a decision (durations in µs, rounded up).
+
+    The per-item value types of a Check (View, validation.Item, service.Outcome) are NamedTuples: immutable
+    like a frozen dataclass, built at a third of its cost (it goes through object.__setattr__ per field)."""
 
     limit: int
     remaining: int

@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -37,8 +36,7 @@ FAILURE_RETRY_US = 1_000_000
 """What a FAIL_CLOSED denial tells the client to wait: the store is expected back within about a second."""
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """A decided Check item as the servicer reports it."""
 
     config: LimiterConfig

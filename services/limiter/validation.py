@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf import duration_pb2
 
@@ -151,8 +150,7 @@ def update_fields(mask_paths: Iterable[str], v: Violations) -> list[str]:
     return fields
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
     """A validated Check item."""
 
     limiter_id: str
