@@ -130,12 +130,14 @@ class LimiterServicer(limiter_pb2_grpc.LimiterServiceServicer):  # type: ignore[
         items = validation.check_items(request)
         all_or_nothing = request.mode != limiter_pb2.CheckRequest.MODE_INDEPENDENT
         outcomes = await self._limiters.check(items, all_or_nothing=all_or_nothing, dry_run=request.dry_run)
-        # Built field by field: the hot path of a 1000-item check (kwargs and submessage copies cost 2×).
-        results = []
+        # The hot path of a 1000-item check: results are added in place (building them apart and passing
+        # the list copies each one, which doubles the cost) and filled field by field.
+        response = limiter_pb2.CheckResponse()
+        add_result = response.results.add
         summary = []
         for outcome in outcomes:
             view, config = outcome.view, outcome.config
-            result = limiter_pb2.CheckResult(
+            result = add_result(
                 allowed=outcome.allowed,
                 limit=view.limit,
                 remaining=view.remaining,
@@ -150,9 +152,8 @@ class LimiterServicer(limiter_pb2_grpc.LimiterServiceServicer):  # type: ignore[
             if not outcome.allowed:
                 _set_duration(result.retry_after, ceil_div(view.retry_after_us, 1000) * 1000)
                 item_headers["Retry-After"] = headers.retry_after(view)
-            results.append(result)
             summary.append((outcome.allowed, view, item_headers))
-        response = limiter_pb2.CheckResponse(allowed=all(o.allowed for o in outcomes), results=results)
+        response.allowed = all(o.allowed for o in outcomes)
         response.headers.update(headers.most_restrictive(summary))
         return response
 
