@@ -100,12 +100,29 @@ def dialect_of(store_dialect: str) -> Dialect:
     return PG if store_dialect == "postgresql" else SQLITE
 
 
-# Each algorithm is written once, as expressions over tokens, and rendered twice: for a key seen for the first
-# time (the INSERT's SELECT: no state, config from the joined `limiters`, the request from the source rows) and
-# for an existing key (ON CONFLICT DO UPDATE: the locked row's current state; config, request and "now" from
-# `excluded`, i.e. the row the SELECT proposed, which carries them in its cfg_*, req_* and seen_us columns).
+# Each algorithm is written once, as a `Spec`: expressions over `$tokens`. The base tokens are the key's state
+# (`$level`, `$prev_level`, `$stamp`, `$cfg_period`), the limiter's configuration (`$L`, `$B`, `$P`), the request
+# (`$cost`, `$n`) and `$now`; `derived` names intermediate values over them (each may use the ones before it),
+# `admitted` may use those, and the columns may use all of them and `$admitted`.
 _TOKEN = re.compile(r"\$(\w+)")
 _NULL = "CAST(NULL AS BIGINT)"  # typed: PostgreSQL cannot resolve `NULL / NULL`
+_COLUMNS = ("level", "prev_level", "stamp_us", "before_level", "admitted", "expires_us")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One counting algorithm as SQL expressions over tokens (see above)."""
+
+    algorithm: Algorithm
+    derived: dict[str, str]
+    admitted: str
+    columns: dict[str, str]
+
+
+# PostgreSQL renders a spec twice and inlines every derived value: for a key seen for the first time (the
+# INSERT's SELECT: no state, config from the joined `limiters`, the request from the source rows) and for an
+# existing key (ON CONFLICT DO UPDATE: the locked row's current state; config, request and "now" from
+# `excluded`, i.e. the row the SELECT proposed, which carries them in its cfg_*, req_* and seen_us columns).
 _FRESH = {
     "level": _NULL,
     "prev_level": _NULL,
@@ -130,22 +147,56 @@ _EXISTING = {
     "n": "excluded.req_count",
     "now": "excluded.seen_us",
 }
-_COLUMNS = ("level", "prev_level", "stamp_us", "before_level", "admitted", "expires_us")
+# SQLite computes each value once, in stages: SQLite does not share common subexpressions, and the inlined
+# form evaluates GCRA's available level about ten times per row (measured: 10.7 µs per row against 7.1 µs
+# staged, on 2,000-row statements). The first stage reads the key's state by a LEFT JOIN: on SQLite that is
+# no read-then-write race, because the writer holds the database's only write lock (BEGIN IMMEDIATE) from
+# before the statement to the commit, and a statement has each key at most once. The upsert then only copies.
+_STAGED = {
+    "level": "s.level",
+    "prev_level": "s.prev_level",
+    "stamp": "s.stamp_us",
+    "cfg_period": "s.cfg_period_us",
+    "L": "l.limit_count",
+    "B": "l.burst",
+    "P": "l.period_us",
+    "cost": "r.rcost",
+    "n": "r.rn",
+    "now": "c.now_us",
+}
+_CARRIED = ("L", "B", "P", "cost", "n", "now", "stamp")
+"""Base tokens the later stages use, carried as columns `q_<token>` of the first stage."""
 
 
 def _render(template: str, names: dict[str, str]) -> str:
     return _TOKEN.sub(lambda match: names[match.group(1)], template)
 
 
-def _decide(d: Dialect, algorithm: Algorithm, columns: dict[str, str]) -> str:
-    fresh = ", ".join(_render(columns[c], _FRESH) for c in _COLUMNS)
-    existing = ", ".join(f"{c} = {_render(columns[c], _EXISTING)}" for c in _COLUMNS)
+def _inlined(spec: Spec, base: dict[str, str]) -> dict[str, str]:
+    """Every column of `spec` as one expression over `base`, derived values and `admitted` inlined."""
+    names = dict(base)
+    for name, template in spec.derived.items():
+        names[name] = f"({_render(template, names)})"
+    names["admitted"] = f"({_render(spec.admitted, names)})"
+    return {column: _render(spec.columns[column], names) for column in _COLUMNS}
+
+
+_INSERTED = (
+    "INSERT INTO limiter_state (limiter, key, level, prev_level, stamp_us, before_level, admitted, expires_us, "
+    "seen_us, cfg_limit, cfg_burst, cfg_period_us, req_cost, req_count) "
+)
+
+
+def _decide(d: Dialect, spec: Spec) -> str:
+    if d.name == "sqlite":
+        return _decide_staged(d, spec)
+    fresh = ", ".join(_inlined(spec, _FRESH).values())
+    existing = ", ".join(f"{c} = {expression}" for c, expression in _inlined(spec, _EXISTING).items())
     return (
         "WITH clock AS MATERIALIZED (SELECT {now} AS now_us) "
-        "INSERT INTO limiter_state (limiter, key, level, prev_level, stamp_us, before_level, admitted, expires_us, "
-        "seen_us, cfg_limit, cfg_burst, cfg_period_us, req_cost, req_count) "
+        f"{_INSERTED}"
         f"SELECT r.rlim, r.rkey, {fresh}, c.now_us, l.limit_count, l.burst, l.period_us, r.rcost, r.rn "
-        f"FROM ({d.source}) AS r JOIN limiters AS l ON l.id = r.rlim AND l.algorithm = {int(algorithm)} "
+        f"FROM ({d.source}) AS r JOIN limiters AS l ON l.id = r.rlim AND l.algorithm = {int(spec.algorithm)} "
         "CROSS JOIN clock AS c WHERE true ORDER BY r.rlim, r.rkey "
         f"ON CONFLICT (limiter, key) DO UPDATE SET {existing}, seen_us = excluded.seen_us, "
         "cfg_limit = excluded.cfg_limit, cfg_burst = excluded.cfg_burst, cfg_period_us = excluded.cfg_period_us, "
@@ -154,34 +205,65 @@ def _decide(d: Dialect, algorithm: Algorithm, columns: dict[str, str]) -> str:
     )
 
 
+def _decide_staged(d: Dialect, spec: Spec) -> str:
+    # Stage a: the request, the configuration, the state and the derived values, inlined among themselves.
+    names = dict(_STAGED)
+    derived = []
+    for name, template in spec.derived.items():
+        names[name] = f"({_render(template, names)})"
+        derived.append(f"{names[name]} AS d_{name}")
+    carried = [f"{_STAGED[token]} AS q_{token}" for token in _CARRIED]
+    # Stage b: admitted, from stage a's columns; then the columns, from stage b's.
+    later = {token: f"q_{token}" for token in _CARRIED} | {name: f"d_{name}" for name in spec.derived}
+    admitted = _render(spec.admitted, later)
+    columns = ", ".join(_render(spec.columns[c], later | {"admitted": "admitted"}) for c in _COLUMNS)
+    copied = ", ".join(
+        f"{c} = excluded.{c}"
+        for c in (*_COLUMNS, "seen_us", "cfg_limit", "cfg_burst", "cfg_period_us", "req_cost", "req_count")
+    )
+    return (
+        "WITH clock AS MATERIALIZED (SELECT {now} AS now_us), "
+        f"a AS MATERIALIZED (SELECT r.rlim AS rlim, r.rkey AS rkey, {', '.join(carried + derived)} "
+        f"FROM ({d.source}) AS r JOIN limiters AS l ON l.id = r.rlim AND l.algorithm = {int(spec.algorithm)} "
+        "CROSS JOIN clock AS c LEFT JOIN limiter_state AS s ON s.limiter = r.rlim AND s.key = r.rkey), "
+        f"b AS MATERIALIZED (SELECT a.*, {admitted} AS admitted FROM a) "
+        f"{_INSERTED}"
+        f"SELECT rlim, rkey, {columns}, q_now, q_L, q_B, q_P, q_cost, q_n FROM b WHERE true ORDER BY rlim, rkey "
+        f"ON CONFLICT (limiter, key) DO UPDATE SET {copied} "
+        f"RETURNING {RETURNED}"
+    )
+
+
 def gcra(d: Dialect) -> str:
     """GCRA as a scaled token bucket (see services.limiter.algorithms)."""
     lo, hi = d.least, d.greatest
     cap = "($B * $P)"
-    # A period change rescales whole tokens (fractions dropped: conservative); a lowered burst caps them.
-    prev = (
-        f"(CASE WHEN $level IS NULL THEN {cap} "
-        f"WHEN $cfg_period <> $P THEN {lo}($level / $cfg_period, $B) * $P ELSE $level END)"
-    )
-    elapsed = f"{hi}(0, $now - COALESCE($stamp, $now))"
-    # Elapsed time is capped at what refills an empty bucket before multiplying, and the refill at the room
-    # left (not `least(cap, prev + refill)`: that sum can pass 2^63 when burst × period is near 2^62).
-    refill = f"{lo}({elapsed}, ({cap} + $L - 1) / $L) * $L"
-    avail = f"({prev} + {lo}({refill}, {cap} - {prev}))"
-    admitted = f"(CASE WHEN $cost <= 0 OR $cost > $B THEN 0 ELSE {lo}($n, {avail} / ($cost * $P)) END)"
-    level = f"({avail} - {admitted} * $cost * $P)"
-    stamp = f"{hi}(COALESCE($stamp, $now), $now)"
     return _decide(
         d,
-        Algorithm.GCRA,
-        {
-            "level": level,
-            "prev_level": _NULL,
-            "stamp_us": stamp,
-            "before_level": avail,
-            "admitted": admitted,
-            "expires_us": f"{stamp} + ({cap} - {level} + $L - 1) / $L",
-        },
+        Spec(
+            Algorithm.GCRA,
+            derived={
+                # A period change rescales whole tokens (fractions dropped: conservative); a lowered burst
+                # caps them.
+                "prev": f"CASE WHEN $level IS NULL THEN {cap} "
+                f"WHEN $cfg_period <> $P THEN {lo}($level / $cfg_period, $B) * $P ELSE $level END",
+                # Elapsed time is capped at what refills an empty bucket before multiplying, and the refill
+                # at the room left (not `least(cap, prev + refill)`: that sum can pass 2^63 when burst ×
+                # period is near 2^62).
+                "refill": f"{lo}({hi}(0, $now - COALESCE($stamp, $now)), ({cap} + $L - 1) / $L) * $L",
+                "avail": f"$prev + {lo}($refill, {cap} - $prev)",
+            },
+            admitted=f"CASE WHEN $cost <= 0 OR $cost > $B THEN 0 ELSE {lo}($n, $avail / ($cost * $P)) END",
+            columns={
+                "level": "($avail - $admitted * $cost * $P)",
+                "prev_level": _NULL,
+                "stamp_us": f"{hi}(COALESCE($stamp, $now), $now)",
+                "before_level": "$avail",
+                "admitted": "$admitted",
+                "expires_us": f"{hi}(COALESCE($stamp, $now), $now) + ({cap} - ($avail - $admitted * $cost * $P)"
+                " + $L - 1) / $L",
+            },
+        ),
     )
 
 
@@ -192,22 +274,24 @@ def fixed_window(d: Dialect) -> str:
     """`limit` per window; a window never moves backwards; a period change starts a new window."""
     lo, hi = d.least, d.greatest
     same = f"($level IS NOT NULL AND $cfg_period = $P AND $stamp >= {_WINDOW})"
-    before = f"(CASE WHEN {same} THEN $level ELSE 0 END)"
-    start = f"(CASE WHEN {same} THEN $stamp ELSE {_WINDOW} END)"
-    admitted = (
-        f"(CASE WHEN $cost <= 0 OR $cost > $L THEN 0 ELSE {lo}($n, {hi}(0, $L - {before}) / $cost) END)"
-    )
     return _decide(
         d,
-        Algorithm.FIXED_WINDOW,
-        {
-            "level": f"{before} + {admitted} * $cost",
-            "prev_level": _NULL,
-            "stamp_us": start,
-            "before_level": before,
-            "admitted": admitted,
-            "expires_us": f"{start} + $P",
-        },
+        Spec(
+            Algorithm.FIXED_WINDOW,
+            derived={
+                "before": f"CASE WHEN {same} THEN $level ELSE 0 END",
+                "start": f"CASE WHEN {same} THEN $stamp ELSE {_WINDOW} END",
+            },
+            admitted=f"CASE WHEN $cost <= 0 OR $cost > $L THEN 0 ELSE {lo}($n, {hi}(0, $L - $before) / $cost) END",
+            columns={
+                "level": "$before + $admitted * $cost",
+                "prev_level": _NULL,
+                "stamp_us": "$start",
+                "before_level": "$before",
+                "admitted": "$admitted",
+                "expires_us": "$start + $P",
+            },
+        ),
     )
 
 
@@ -217,25 +301,26 @@ def sliding_window(d: Dialect) -> str:
     valid = "($level IS NOT NULL AND $cfg_period = $P)"
     keep = f"({valid} AND $stamp >= {_WINDOW})"
     shift = f"({valid} AND $stamp = {_WINDOW} - $P)"
-    curr = f"(CASE WHEN {keep} THEN $level ELSE 0 END)"
-    prev = f"(CASE WHEN {keep} THEN $prev_level WHEN {shift} THEN $level ELSE 0 END)"
-    start = f"(CASE WHEN {keep} THEN $stamp ELSE {_WINDOW} END)"
-    elapsed = f"{lo}($P, {hi}(0, $now - {start}))"
-    room = f"($L * $P - {prev} * ($P - {elapsed}) - {curr} * $P)"
-    admitted = (
-        f"(CASE WHEN $cost <= 0 OR $cost > $L OR {room} < 0 THEN 0 ELSE {lo}($n, {room} / ($cost * $P)) END)"
-    )
     return _decide(
         d,
-        Algorithm.SLIDING_WINDOW,
-        {
-            "level": f"{curr} + {admitted} * $cost",
-            "prev_level": prev,
-            "stamp_us": start,
-            "before_level": curr,
-            "admitted": admitted,
-            "expires_us": f"{start} + 2 * $P",
-        },
+        Spec(
+            Algorithm.SLIDING_WINDOW,
+            derived={
+                "curr": f"CASE WHEN {keep} THEN $level ELSE 0 END",
+                "prev": f"CASE WHEN {keep} THEN $prev_level WHEN {shift} THEN $level ELSE 0 END",
+                "start": f"CASE WHEN {keep} THEN $stamp ELSE {_WINDOW} END",
+                "room": f"$L * $P - $prev * ($P - {lo}($P, {hi}(0, $now - $start))) - $curr * $P",
+            },
+            admitted=f"CASE WHEN $cost <= 0 OR $cost > $L OR $room < 0 THEN 0 ELSE {lo}($n, $room / ($cost * $P)) END",
+            columns={
+                "level": "$curr + $admitted * $cost",
+                "prev_level": "$prev",
+                "stamp_us": "$start",
+                "before_level": "$curr",
+                "admitted": "$admitted",
+                "expires_us": "$start + 2 * $P",
+            },
+        ),
     )
 
 
