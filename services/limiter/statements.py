@@ -7,6 +7,7 @@ level, the level available before this decision (`before_level`, set by the same
 never read back from a snapshot) and how many of the row's `n` requests were admitted. Rows are
 `(limiter, key, cost, n)`: `n` consecutive requests of equal cost on one key, merged by the batch handler.
 `admitted = min(n, available // cost)`, so the first `admitted` requests in arrival order are allowed.
+On SQLite the statement computes from the state read by a join instead, in stages (see `_STAGED`).
 
 Every algorithm is conservative when "now" is older than the state (another replica updated the row while
 this statement waited for its lock): elapsed time is clamped at 0 and windows never move backwards, so a stale
