@@ -163,37 +163,37 @@ class CheckHandler:
         # key → runs of consecutive equal costs, each run a list of slots in arrival order.
         runs: dict[tuple[str, str], list[tuple[int, list[Slot]]]] = {}
         for slot, unit in units:
-            key_runs = runs.setdefault((unit.limiter, unit.key), [])
-            if key_runs and key_runs[-1][0] == unit.cost:
+            pair = (unit.limiter, unit.key)
+            key_runs = runs.get(pair)
+            if key_runs is None:
+                runs[pair] = [(unit.cost, [slot])]
+            elif key_runs[-1][0] == unit.cost:
                 key_runs[-1][1].append(slot)
             else:
                 key_runs.append((unit.cost, [slot]))
-        keys = sorted(runs)
+        by_key = sorted(runs.items())
         depth = max(len(r) for r in runs.values())
+        decided, missing = outcome.decisions, outcome.missing
         for round_no in range(depth):
-            rows = [
-                (lim, key, runs[(lim, key)][round_no])
-                for lim, key in keys
-                if round_no < len(runs[(lim, key)])
-            ]
+            rows = [(pair, key_runs[round_no]) for pair, key_runs in by_key if round_no < len(key_runs)]
             returned = self._update(conn, algorithm, rows)
-            for lim, key, (cost, slots) in rows:
-                row = returned.get((lim, key))
+            for pair, (cost, slots) in rows:
+                row = returned.get(pair)
                 if row is None:
-                    outcome.missing.add((lim, key))
+                    missing.add(pair)
                     continue
                 decisions = _distribute(algorithm, row, cost, len(slots), keep_before)
                 for slot, decision in zip(slots, decisions, strict=True):
-                    outcome.decisions[slot] = decision
+                    decided[slot] = decision
 
     def _update(
         self,
         conn: sa.Connection,
         algorithm: Algorithm,
-        rows: list[tuple[str, str, tuple[int, list[Slot]]]],
+        rows: list[tuple[tuple[str, str], tuple[int, list[Slot]]]],
     ) -> dict[tuple[str, str], Any]:
         """Runs the decision statement (an upsert: new and known keys alike) on `rows`."""
-        params = self._rows_params([(lim, key, cost, len(slots)) for lim, key, (cost, slots) in rows])
+        params = self._rows_params([(lim, key, cost, len(slots)) for (lim, key), (cost, slots) in rows])
         return {(r[0], r[1]): r for r in conn.execute(self._decide_sql[algorithm], params)}
 
     def _lease(self, conn: sa.Connection, units: list[tuple[Slot, Unit]], outcome: _Outcome) -> None:
