@@ -229,7 +229,8 @@ class CheckHandler:
                 return False
             groups.append((i, units, members))
         savepoint = conn.begin_nested()
-        part = self._decide(conn, [unit for _, units, _ in groups for unit in units], keep_before=True)
+        # No views "before" this consumption: they serve only rollbacks, and a rolled-back attempt is redone.
+        part = self._decide(conn, [unit for _, units, _ in groups for unit in units])
         if part.missing or any(
             not decision.allowed and not unit.shadow
             for _, units, _ in groups
@@ -276,7 +277,7 @@ def _atomic_units(index: int, op: CheckOp) -> tuple[list[tuple[Slot, Unit]], dic
     """The rows of an ALL_OR_NOTHING op: one per key with the costs summed (the items of one key fit
     together or not at all). Merged rows get slots past the op's own items; `members` maps each decided slot
     to its items."""
-    merged: dict[tuple[str, str], tuple[Slot, Unit]] = {}
+    merged: dict[tuple[str, str], int] = {}  # key → its row's position in `units`
     members: dict[Slot, list[int]] = defaultdict(list)
     units: list[tuple[Slot, Unit]] = []
     for j, unit in enumerate(op.units):
@@ -287,13 +288,14 @@ def _atomic_units(index: int, op: CheckOp) -> tuple[list[tuple[Slot, Unit]], dic
             slot = (index, j)
             units.append((slot, unit))
         elif pair in merged:
-            slot, row = merged[pair]
-            row.cost += unit.cost
+            position = merged[pair]
+            slot, row = units[position]
+            summed = Unit(row.limiter, row.key, row.cost + unit.cost, row.algorithm, row.shadow)
+            units[position] = (slot, summed)
         else:
             slot = (index, len(op.units) + len(merged))
-            row = Unit(unit.limiter, unit.key, unit.cost, unit.algorithm, unit.shadow)
-            merged[pair] = (slot, row)
-            units.append((slot, row))
+            merged[pair] = len(units)
+            units.append((slot, unit))
         members[slot].append(j)
     return units, members
 
