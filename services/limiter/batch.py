@@ -241,8 +241,10 @@ class CheckHandler:
             self._together_pause = _TOGETHER_PAUSE_BATCHES
             return False
         savepoint.commit()
+        outcome.decisions.update(part.decisions)  # right as they are for ops whose items are their own rows
         for i, _, members in groups:
-            _settle_atomic(i, part, members, True, outcome)
+            if members is not None:
+                _settle_atomic(i, part, members, True, outcome)
         return True
 
     def _decide_atomic(self, conn: sa.Connection, index: int, op: CheckOp, outcome: _Outcome) -> None:
@@ -273,10 +275,14 @@ class CheckHandler:
                 outcome.decisions[slot] = Decision(view.retry_after_us == 0, view)
 
 
-def _atomic_units(index: int, op: CheckOp) -> tuple[list[tuple[Slot, Unit]], dict[Slot, list[int]]]:
+def _atomic_units(index: int, op: CheckOp) -> tuple[list[tuple[Slot, Unit]], dict[Slot, list[int]] | None]:
     """The rows of an ALL_OR_NOTHING op: one per key with the costs summed (the items of one key fit
     together or not at all). Merged rows get slots past the op's own items; `members` maps each decided slot
-    to its items."""
+    to its items, or is None when each item is its own row in its own slot (distinct keys, the usual case)."""
+    if all(u.cost > 0 and u.algorithm is not Algorithm.CONCURRENCY for u in op.units) and len(
+        {(u.limiter, u.key) for u in op.units}
+    ) == len(op.units):
+        return [((index, j), unit) for j, unit in enumerate(op.units)], None
     merged: dict[tuple[str, str], int] = {}  # key → its row's position in `units`
     members: dict[Slot, list[int]] = defaultdict(list)
     units: list[tuple[Slot, Unit]] = []
@@ -301,9 +307,14 @@ def _atomic_units(index: int, op: CheckOp) -> tuple[list[tuple[Slot, Unit]], dic
 
 
 def _settle_atomic(
-    index: int, part: _Outcome, members: dict[Slot, list[int]], kept: bool, outcome: _Outcome
+    index: int, part: _Outcome, members: dict[Slot, list[int]] | None, kept: bool, outcome: _Outcome
 ) -> None:
     """Copies an atomic op's decisions to its items; rolled back (not `kept`), they consumed nothing."""
+    if members is None:
+        for slot, own in part.decisions.items():
+            if slot[0] == index:
+                outcome.decisions[slot] = own if kept else own.unconsumed()
+        return
     for slot, items in members.items():
         decision = part.decisions.get(slot)
         if decision is not None:
