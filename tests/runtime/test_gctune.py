@@ -20,7 +20,7 @@ def restored_gc() -> Iterator[None]:
 
 @pytest.mark.usefixtures("restored_gc")
 def test_startup_objects_leave_the_collectors_walks_and_young_collections_are_spaced_out() -> None:
-    kept = [[] for _ in range(1000)]  # lists are tracked by the collector
+    kept: list[list[int]] = [[] for _ in range(1000)]  # lists are tracked by the collector
     _, gen1, gen2 = gc.get_threshold()
     tune_for_serving()
     assert gc.get_freeze_count() >= len(kept)
