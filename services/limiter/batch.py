@@ -231,11 +231,14 @@ class CheckHandler:
         savepoint = conn.begin_nested()
         # No views "before" this consumption: they serve only rollbacks, and a rolled-back attempt is redone.
         part = self._decide(conn, [unit for _, units, _ in groups for unit in units])
-        if part.missing or any(
-            not decision.allowed and not unit.shadow
-            for _, units, _ in groups
-            for slot, unit in units
-            if (decision := part.decisions.get(slot)) is not None
+        if part.missing or (
+            not all(decision.allowed for decision in part.decisions.values())
+            and any(
+                not decision.allowed and not unit.shadow
+                for _, units, _ in groups
+                for slot, unit in units
+                if (decision := part.decisions.get(slot)) is not None
+            )
         ):
             savepoint.rollback()
             self._together_pause = _TOGETHER_PAUSE_BATCHES
