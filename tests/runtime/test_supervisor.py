@@ -159,7 +159,7 @@ async def test_worker_pool_counters_are_true_and_a_full_queue_refuses_at_once():
         raise ValueError("bad job")
 
     async def too_slow() -> str:
-        await asyncio.sleep(5)
+        await asyncio.Event().wait()  # never set: only the pool's timeout ends it
         return "never"
 
     async def quick() -> str:
@@ -199,7 +199,7 @@ async def test_cancelling_the_caller_cancels_the_work_and_is_counted():
     async def long_job() -> None:
         running.set()
         try:
-            await asyncio.sleep(10)
+            await asyncio.Event().wait()  # never set: only the caller's cancellation ends it
         except asyncio.CancelledError:
             work_cancelled.set()
             raise
