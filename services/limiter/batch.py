@@ -27,8 +27,6 @@ from services.limiter.algorithms import Algorithm, concurrency_view
 from services.limiter.decisions import CheckOp, Decision, StaleConfig, Unit, distribute
 from services.limiter.statements import DECIDERS, SqlClock, dialect_of
 
-__all__ = ["CheckHandler", "CheckOp", "Decision", "StaleConfig", "Unit"]
-
 Slot = tuple[int, int]
 """(op index, unit index) of a unit in the batch."""
 

@@ -18,8 +18,9 @@ import structlog
 from services.limiter import reads
 from services.limiter import store as sql
 from services.limiter.algorithms import Algorithm, FailureMode, LimiterConfig, View
-from services.limiter.batch import CheckHandler, CheckOp, Decision, StaleConfig, Unit
+from services.limiter.batch import CheckHandler
 from services.limiter.configs import RESOURCE_TYPE, ConfigCache
+from services.limiter.decisions import CheckOp, Decision, StaleConfig, Unit
 from services.limiter.statements import SqlClock, dialect_of
 from services.limiter.stats import StatsBook
 from services.limiter.store import Counts, ReleaseHandler

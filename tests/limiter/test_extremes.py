@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from services.limiter import store as sql
 from services.limiter.algorithms import MAX_SCALED, Algorithm
-from services.limiter.batch import CheckHandler, CheckOp, Unit
+from services.limiter.batch import CheckHandler
+from services.limiter.decisions import CheckOp, Unit
 from services.limiter.statements import SqlClock
 from services.runtime.store import Store
 from tests.limiter.models import FixedModel, GcraModel, SlidingModel

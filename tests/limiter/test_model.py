@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from services.limiter import store as sql
 from services.limiter.algorithms import Algorithm
-from services.limiter.batch import CheckHandler, CheckOp, Decision, Unit
+from services.limiter.batch import CheckHandler
+from services.limiter.decisions import CheckOp, Decision, Unit
 from services.limiter.statements import SqlClock
 from services.limiter.store import ReleaseHandler
 from services.runtime.config import StoreSettings
