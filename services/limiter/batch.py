@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from services.limiter import leases, reads
 from services.limiter.algorithms import Algorithm, concurrency_view
 from services.limiter.decisions import CheckOp, Decision, StaleConfig, Unit, distribute
-from services.limiter.statements import DECIDERS, SqlClock, dialect_of
+from services.limiter.statements import DECIDERS, SqlClock, dialect_of, report
 
 Slot = tuple[int, int]
 """(op index, unit index) of a unit in the batch."""
@@ -50,6 +50,7 @@ class CheckHandler:
         self._atomic_together = atomic_together
         self._clock = clock
         self._decide_sql = {alg: clock.text(make(self._d)) for alg, make in DECIDERS.items()}
+        self._report_sql = {alg: report(self._d, alg) for alg in DECIDERS}
         self._together_pause = 0
 
     def run(self, conn: sa.Connection, ops: Sequence[CheckOp]) -> Sequence[list[Decision] | BaseException]:
@@ -139,7 +140,12 @@ class CheckHandler:
     ) -> dict[tuple[str, str], Any]:
         """Runs the decision statement (an upsert: new and known keys alike) on `rows`."""
         params = self._rows_params([(lim, key, cost, len(slots)) for (lim, key), (cost, slots) in rows])
-        return {(r[0], r[1]): r for r in conn.execute(self._decide_sql[algorithm], params)}
+        decided = conn.execute(self._decide_sql[algorithm], params)
+        report_sql = self._report_sql[algorithm]
+        if report_sql is None:
+            return {(r[0], r[1]): r for r in decided}
+        reported = conn.exec_driver_sql(report_sql, {"rows": params["rows"]}).scalar_one()
+        return {(r[0], r[1]): r for r in json.loads(reported)}
 
     def _lease(self, conn: sa.Connection, units: list[tuple[Slot, Unit]], outcome: _Outcome) -> None:
         d = self._d
