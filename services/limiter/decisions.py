@@ -4,14 +4,16 @@ statement's returned row becomes the decisions of the requests merged into it.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.limiter.algorithms import Algorithm, View, fixed_view, gcra_view, sliding_view
 
 
-@dataclass(slots=True)
-class Unit:
-    """One item to decide: `cost` units of `key` on limiter `limiter` (its id)."""
+class Unit(NamedTuple):
+    """One item to decide: `cost` units of `key` on limiter `limiter` (its id).
+
+    Units and decisions are NamedTuples like the other per-item value types (services.limiter.algorithms.View):
+    a Check of 1,000 items builds thousands of them."""
 
     limiter: str
     key: str
@@ -31,8 +33,7 @@ class CheckOp:
     dry_run: bool = False
 
 
-@dataclass(slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The decision on one unit. `consumed` is False for denials, peeks, dry runs and rolled-back items."""
 
     allowed: bool
@@ -70,6 +71,10 @@ def distribute(algorithm: Algorithm, row: Any, cost: int, n: int, keep_before: b
     `row` is a RETURNED tuple (services.limiter.statements): read by position, this runs once per request.
     """
     _, _, level, prev, stamp, seen, before, admitted, limit, burst, period = row
+    if n == 1 and not keep_before and algorithm is Algorithm.GCRA:  # the usual row: one request, GCRA
+        if admitted:
+            return [Decision(True, gcra_view(limit, burst, period, before - cost * period), True)]
+        return [Decision(False, gcra_view(limit, burst, period, level, cost))]
     decisions: list[Decision] = []
     for i in range(n):
         allowed = i < admitted

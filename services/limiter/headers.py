@@ -26,8 +26,8 @@ def policy(limiter_id: str, limit: int, period_us: int) -> str:
 
 
 def state(limiter_id: str, view: View) -> str:
-    """`RateLimit` of a key after a decision."""
-    return f'"{limiter_id}";r={view.remaining};t={seconds_up(view.reset_after_us)}'
+    """`RateLimit` of a key after a decision (runs once per Check item: seconds_up inlined)."""
+    return f'"{limiter_id}";r={view.remaining};t={-(-max(0, view.reset_after_us) // MICROS)}'
 
 
 def retry_after(view: View) -> str:

@@ -131,7 +131,7 @@ def test_a_tiny_real_scenario_is_measured_and_written(tmp_path: Path) -> None:
         target=0.5,
         peer=Peer("bare", server=bare_server, client=health_client),
         counters=counters,
-        derive=lambda increase: {"sent_in_run": increase["sent"]},
+        derive=lambda increase: {"sent_in_run": increase["sent"], "sent_per_s": increase["sent"] / 0.2},
     )
     scenario = Scenario("tiny", "health Check, briefly", cases=lambda: [case])
     plan = Plan(runs=2, duration_s=0.2, warmup_s=0.1, concurrency=8, quick=True)
@@ -160,6 +160,10 @@ def test_a_tiny_real_scenario_is_measured_and_written(tmp_path: Path) -> None:
         assert run["peer"]["server_cpu_us_per_call"] > 0
         # every call in the window was counted by the server-side counters read around the run
         assert run["derived"]["sent_in_run"] >= run["scenario"]["calls"]
+        # a derived rate also comes as units per ceiling call of the same run
+        assert run["derived"]["sent_per_ceiling_call"] == pytest.approx(
+            run["derived"]["sent_per_s"] / bracket, rel=1e-3
+        )
     median = result["median"]
     assert median["ratio_to_ceiling"] == pytest.approx(
         statistics.median(run["ratio_to_ceiling"] for run in result["runs"]), rel=1e-3
