@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import signal
-import socket
 import sys
 import time
 from typing import TYPE_CHECKING, Literal
@@ -27,7 +26,8 @@ from grpc_reflection.v1alpha import reflection
 
 from services.runtime import registry
 from services.runtime.admission import Admission
-from services.runtime.config import ServiceSettings, Settings
+from services.runtime.binding import bind_problem, host_port, server_options
+from services.runtime.config import Settings
 from services.runtime.events import EventPublisher
 from services.runtime.gctune import tune_for_serving
 from services.runtime.health import SERVICE_NAME as HEALTH_SERVICE_NAME
@@ -62,39 +62,6 @@ MIN_TEARDOWN_S = 1.0
 
 class StartupError(Exception):
     """A service could not start; the message is one line meant for a person."""
-
-
-def _server_options(section: ServiceSettings) -> list[tuple[str, int]]:
-    return [
-        # Without this, grpc sets SO_REUSEPORT and a second process on the same port starts "fine".
-        ("grpc.so_reuseport", 0),
-        ("grpc.max_send_message_length", section.max_message_bytes),
-        ("grpc.max_receive_message_length", section.max_message_bytes),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
-        ("grpc.http2.max_ping_strikes", 3),
-    ]
-
-
-def _host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _bind_problem(host: str, port: int) -> str:
-    """Why `host:port` cannot be bound, found by trying it with a plain socket (grpc does not say)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((host, port))
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            return f"port {port} on {host} is already in use"
-        if exc.errno == errno.EACCES:
-            return f"port {port} on {host}: permission denied"
-        return f"cannot bind {_host_port(host, port)}: {exc.strerror or exc}"
-    return f"cannot bind {_host_port(host, port)}"
 
 
 class ServiceApp:
@@ -217,7 +184,7 @@ class ServiceApp:
             rpc_metrics=RpcMetrics(metrics),
         )
         server = self._server = grpc.aio.server(
-            interceptors=[interceptor], options=_server_options(self.section)
+            interceptors=[interceptor], options=server_options(self.section)
         )
         for part in self._parts:
             for register in part.register:
@@ -264,12 +231,12 @@ class ServiceApp:
     def _bind(self, server: grpc.aio.Server) -> None:
         host, wanted = self.section.host, self.section.port
         try:
-            self.port = server.add_insecure_port(_host_port(host, wanted))
+            self.port = server.add_insecure_port(host_port(host, wanted))
         except RuntimeError:
             self.port = 0
         if self.port == 0:
-            raise StartupError(_bind_problem(host, wanted))
-        self.address = _host_port(host, self.port)
+            raise StartupError(bind_problem(host, wanted))
+        self.address = host_port(host, self.port)
 
     def _serve_metrics(self, metrics: Metrics) -> None:
         port = self.section.resolved_metrics_port()
@@ -281,7 +248,7 @@ class ServiceApp:
             if exc.errno == errno.EADDRINUSE:
                 raise StartupError(f"metrics port {port} on {self.section.host} is already in use") from exc
             raise StartupError(
-                f"cannot serve metrics on {_host_port(self.section.host, port)}: {exc}"
+                f"cannot serve metrics on {host_port(self.section.host, port)}: {exc}"
             ) from exc
 
     def _on_resource_change(self, events: EventPublisher, change: StateChange) -> None:
