@@ -7,7 +7,10 @@ denials cannot become a flood of events.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from prometheus_client import Counter
 
@@ -18,6 +21,8 @@ from services.runtime.events import EventPublisher
 from services.runtime.metrics import Metrics
 from services.runtime.store import Store
 
+T = TypeVar("T")
+
 
 class StatsBook:
     """Unflushed counters of this process, flushed to the store by a supervised periodic job."""
@@ -26,6 +31,9 @@ class StatsBook:
         self._store = store
         self._events = events
         self._pending: dict[str, Counts] = defaultdict(Counts)
+        # A flush moves counters out of `_pending` before its transaction commits them; a reader that ran in
+        # between would see them in neither place, so reads and flushes take turns.
+        self._flushing = asyncio.Lock()
         self._decisions: Counter = metrics.counter(
             "foundation_limiter_decisions_total",
             "Check items decided, by limiter and decision (allowed, denied, shadow_denied)",
@@ -44,12 +52,15 @@ class StatsBook:
             if number:
                 self._decisions.labels(limiter_id, decision).inc(number)
 
-    def pending(self) -> dict[str, Counts]:
-        """A copy of the counters not flushed yet."""
-        return {
-            limiter: Counts(c.checks, c.allowed, c.denied, c.shadow_denied)
-            for limiter, c in self._pending.items()
-        }
+    async def read_with_pending(self, read: Callable[[], Awaitable[T]]) -> tuple[T, dict[str, Counts]]:
+        """The stored counters `read` returns and a copy of those not flushed yet, with no flush between."""
+        async with self._flushing:
+            stored = await read()
+            pending = {
+                limiter: Counts(c.checks, c.allowed, c.denied, c.shadow_denied)
+                for limiter, c in self._pending.items()
+            }
+        return stored, pending
 
     def forget(self, limiter_id: str) -> None:
         """Drops the counters of a deleted limiter."""
@@ -59,14 +70,15 @@ class StatsBook:
         """Adds the pending counters to the shared table; on failure they stay pending for the next flush."""
         if not self._pending:
             return
-        batch, self._pending = self._pending, defaultdict(Counts)
-        dialect = dialect_of(self._store.dialect)
-        try:
-            await self._store.transaction(lambda conn: sql.flush_stats(conn, dialect, batch))
-        except BaseException:
-            for limiter, counts in batch.items():
-                self._pending[limiter].add(counts)
-            raise
+        async with self._flushing:
+            batch, self._pending = self._pending, defaultdict(Counts)
+            dialect = dialect_of(self._store.dialect)
+            try:
+                await self._store.transaction(lambda conn: sql.flush_stats(conn, dialect, batch))
+            except BaseException:
+                for limiter, counts in batch.items():
+                    self._pending[limiter].add(counts)
+                raise
         for limiter, counts in sorted(batch.items()):
             if counts.denied or counts.shadow_denied:
                 self._events.emit(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import httpx
@@ -152,3 +153,42 @@ async def test_stored_keys_are_a_bounded_resource(db_url: str) -> None:
         await resources.measure()
         usage = {u.name: u for u in resources.usage()}["limiter.keys"]
         assert (usage.used, usage.state) == (39, "severe")
+
+
+async def test_stats_read_during_a_flush_count_every_decision_once(db_url: str) -> None:
+    """GetStats adds the stored sums to the unflushed ones; a flush moving counts between them must not hide any."""
+
+    def flushed_checks() -> int:
+        engine = sa.create_engine(db_url)
+        try:
+            with engine.connect() as conn:
+                return int(
+                    conn.execute(sa.text("SELECT coalesce(sum(checks), 0) FROM limiter_stats")).scalar_one()
+                )
+        finally:
+            engine.dispose()
+
+    async with running_service("limiter", db_url) as svc:
+        stub = rpc.LimiterServiceStub(svc.channel)
+        await stub.CreateLimiter(
+            pb.CreateLimiterRequest(limiter_id="seen", limiter=pb.Limiter(limit=5, period=ms(600_000)))
+        )
+        items = [pb.CheckItem(limiter="limiters/seen", key=f"k{i}") for i in range(7)]
+        await stub.Check(pb.CheckRequest(items=items, mode=pb.CheckRequest.MODE_INDEPENDENT))
+        seen: list[int] = []
+        stop = asyncio.Event()
+
+        async def reader() -> None:
+            while not stop.is_set():
+                seen.append((await stub.GetStats(pb.GetStatsRequest())).total.checks)
+
+        readers = [asyncio.create_task(reader()) for _ in range(8)]
+        try:
+            # The periodic flush (every second) moves the 7 checks into the table while the readers run.
+            await eventually(lambda: flushed_checks() == 7, within=10)
+            count_after_flush = len(seen)
+            await eventually(lambda: len(seen) > count_after_flush + 50)
+        finally:
+            stop.set()
+            await asyncio.gather(*readers)
+    assert set(seen) == {7}
