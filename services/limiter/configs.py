@@ -43,6 +43,7 @@ class ConfigCache:
             else:
                 missing.append(limiter_id)
         if missing:
+            asked = time.monotonic()
             try:
                 loaded = await self._store.read(lambda conn: sql.get_limiters(conn, missing), timeout=timeout)
             except (StoreUnavailable, StoreTimeout) as failure:
@@ -54,12 +55,15 @@ class ConfigCache:
                         reason="STORE_UNAVAILABLE",
                     ) from failure
             else:
+                # A write of this process (`put`, `forget`) may have landed while the read was in flight:
+                # what it left is at least as new as what the read saw, so the read does not replace it.
                 stamp = time.monotonic()
-                for limiter_id, config in loaded.items():
-                    self._entries[limiter_id] = (stamp, config)
+                for config in loaded.values():
+                    self._remember(stamp, config)
                 for limiter_id in missing:
-                    if limiter_id not in loaded:
-                        self._entries.pop(limiter_id, None)
+                    entry = self._entries.get(limiter_id)
+                    if limiter_id not in loaded and entry is not None and entry[0] < asked:
+                        del self._entries[limiter_id]
             found.update(loaded)
         for limiter_id in ids:
             if limiter_id not in found:
@@ -68,7 +72,14 @@ class ConfigCache:
 
     def put(self, config: LimiterConfig) -> None:
         """Remembers a definition this process just wrote."""
-        self._entries[config.id] = (time.monotonic(), config)
+        self._remember(time.monotonic(), config)
+
+    def _remember(self, stamp: float, config: LimiterConfig) -> None:
+        """Keeps `config` unless a newer version of it is known (by its update time)."""
+        known = self._entries.get(config.id)
+        if known is not None and known[1].update_us > config.update_us:
+            return
+        self._entries[config.id] = (stamp, config)
 
     def forget(self, ids: Iterable[str]) -> None:
         """Drops definitions known to be stale."""

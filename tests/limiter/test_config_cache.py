@@ -1,0 +1,26 @@
+"""The per-process cache of limiter definitions: a read in flight never replaces what this process wrote since."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from foundation.limiter.v1 import limiter_pb2 as pb
+from foundation.limiter.v1 import limiter_pb2_grpc as rpc
+from services.limiter.configs import ConfigCache
+from tests.harness import running_service
+
+
+async def test_a_read_landing_after_a_newer_put_keeps_the_newer_definition(db_url: str) -> None:
+    async with running_service("limiter", db_url) as svc:
+        stub = rpc.LimiterServiceStub(svc.channel)
+        await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id="raced", limiter=pb.Limiter(limit=5)))
+        cache = ConfigCache(svc.app.context.store, ttl_s=60)
+        stored = (await cache.get_many(["raced"], timeout=5))["raced"]
+        cache.forget(["raced"])
+        reading = asyncio.create_task(cache.get_many(["raced"], timeout=5))
+        await asyncio.sleep(0)  # the read is on the store's thread; its answer waits for this loop
+        updated = dataclasses.replace(stored, limit=50, shadow=True, update_us=stored.update_us + 1)
+        cache.put(updated)  # as an UpdateLimiter of this process would, while the read is in flight
+        assert (await reading)["raced"] == stored  # the read answers what it read…
+        assert (await cache.get_many(["raced"], timeout=5))["raced"] == updated  # …but keeps the newer one
