@@ -276,8 +276,13 @@ class Limiters:
         return removed
 
     async def count_keys(self) -> int:
-        """Stored key states (the resource manager's measure)."""
-        return await self._store.read(sql.count_keys)
+        """Stored key states (the resource manager's measure). Near the bound, expired states are swept first:
+        keys back to a fresh key's state must not make the limiter shed until the next periodic sweep."""
+        count: int = await self._store.read(sql.count_keys)
+        if count > self._settings.max_keys * self._ctx.settings.resources.moderate_ratio:
+            await self.sweep()
+            count = await self._store.read(sql.count_keys)
+        return count
 
 
 def _unit(item: Item, config: LimiterConfig) -> Unit:

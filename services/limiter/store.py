@@ -184,6 +184,17 @@ class ReleaseHandler:
         return results
 
 
+_SWEEPABLE = (
+    f"s.expires_us < {{now}} AND (l.algorithm <> {int(Algorithm.GCRA)} "
+    "OR (s.cfg_limit = l.limit_count AND s.cfg_burst = l.burst AND s.cfg_period_us = l.period_us) "
+    "OR s.stamp_us + (l.burst * l.period_us + l.limit_count - 1) / l.limit_count < {now})"
+)
+"""A key state back to a fresh key's. A GCRA state's `expires_us` (when its bucket is full again) was computed
+under the settings of its last decision: after a lowered limit or a raised burst the bucket refills later, so
+such a row goes only once a bucket emptied at its last decision would be full under the current settings
+(windows keep their expiry: a changed limit does not move a window, a changed period invalidates it)."""
+
+
 def sweep(conn: sa.Connection, clock: SqlClock, batch: int) -> tuple[int, int]:
     """Deletes up to `batch` expired key states and `batch` expired leases; the counts deleted.
 
@@ -192,8 +203,8 @@ def sweep(conn: sa.Connection, clock: SqlClock, batch: int) -> tuple[int, int]:
     """
     states = conn.execute(
         clock.text(
-            "DELETE FROM limiter_state WHERE (limiter, key) IN (SELECT limiter, key FROM limiter_state "
-            "WHERE expires_us < {now} LIMIT :batch) AND expires_us < {now}"
+            "DELETE FROM limiter_state WHERE (limiter, key) IN (SELECT s.limiter, s.key FROM limiter_state AS s "
+            f"JOIN limiters AS l ON l.id = s.limiter WHERE {_SWEEPABLE} LIMIT :batch) AND expires_us < {{now}}"
         ),
         {"batch": batch},
     ).rowcount

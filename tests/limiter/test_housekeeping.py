@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import httpx
 import sqlalchemy as sa
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 
 from foundation.limiter.v1 import limiter_pb2 as pb
 from foundation.limiter.v1 import limiter_pb2_grpc as rpc
@@ -155,6 +155,29 @@ async def test_stored_keys_are_a_bounded_resource(db_url: str) -> None:
         assert (usage.used, usage.state) == (39, "severe")
 
 
+async def test_near_the_key_bound_expired_keys_are_swept_at_once(db_url: str) -> None:
+    # The periodic sweep is 300 s away: the measurement itself clears what has expired.
+    async with running_service("limiter", db_url, limiter={"max_keys": 40}) as svc:
+        stub = rpc.LimiterServiceStub(svc.channel)
+        brief = pb.Limiter(algorithm=pb.Limiter.ALGORITHM_FIXED_WINDOW, limit=5, period=ms(200))
+        await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id="brief", limiter=brief))
+        items = [pb.CheckItem(limiter="limiters/brief", key=f"user-{i}") for i in range(39)]
+        assert (await stub.Check(pb.CheckRequest(items=items))).allowed
+        resources = svc.app.context.resources
+
+        async def measured() -> tuple[int, str]:
+            await resources.measure()
+            usage = {u.name: u for u in resources.usage()}["limiter.keys"]
+            return usage.used, usage.state
+
+        await eventually(lambda: _is(measured(), (0, "normal")), within=5)
+        assert (await stub.Check(pb.CheckRequest(items=items))).allowed  # not shed
+
+
+async def _is(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
+
+
 async def test_stats_read_during_a_flush_count_every_decision_once(db_url: str) -> None:
     """GetStats adds the stored sums to the unflushed ones; a flush moving counts between them must not hide any."""
 
@@ -192,3 +215,27 @@ async def test_stats_read_during_a_flush_count_every_decision_once(db_url: str) 
             stop.set()
             await asyncio.gather(*readers)
     assert set(seen) == {7}
+
+
+async def test_sweeper_keeps_a_gcra_key_whose_bucket_refills_slower_since_an_update(db_url: str) -> None:
+    async with running_service("limiter", db_url, limiter={"sweep_interval_s": 0.1}) as svc:
+        stub = rpc.LimiterServiceStub(svc.channel)
+        for name in ("slowed", "control"):  # full again 500 ms after being emptied
+            await stub.CreateLimiter(
+                pb.CreateLimiterRequest(
+                    limiter_id=name, limiter=pb.Limiter(limit=10, burst=10, period=ms(500))
+                )
+            )
+        items = [pb.CheckItem(limiter=f"limiters/{name}", key="k", cost=10) for name in ("slowed", "control")]
+        assert (await stub.Check(pb.CheckRequest(items=items))).allowed
+        # Now one unit per 600 s: the emptied bucket is full again in 6,000 s, not at its stored expiry.
+        await stub.UpdateLimiter(
+            pb.UpdateLimiterRequest(
+                limiter=pb.Limiter(name="limiters/slowed", limit=1, period=ms(600_000)),
+                update_mask=field_mask_pb2.FieldMask(paths=["limit", "period"]),
+            )
+        )
+        # The control key, expired at the same moment, shows that the sweeper has run past that expiry.
+        await eventually(lambda: stored_rows(db_url)[0] == {("slowed", "k")}, within=10)
+        check = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/slowed", key="k")])
+        assert not (await stub.Check(check)).allowed  # a swept key would have come back as a full bucket
