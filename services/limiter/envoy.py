@@ -189,6 +189,8 @@ def _validate(request: rls_pb2.RateLimitRequest) -> None:
     v = Violations()
     if not request.domain:
         v.add("domain", "must not be empty")
+    elif "\x00" in request.domain:
+        v.add("domain", "must not contain NUL (U+0000)")
     if not request.descriptors:
         v.add("descriptors", "must hold at least one descriptor")
     elif len(request.descriptors) > MAX_ITEMS:

@@ -187,9 +187,9 @@ class LimiterServicer(limiter_pb2_grpc.LimiterServiceServicer):  # type: ignore[
         self, request: limiter_pb2.ReleaseRequest, context: object
     ) -> limiter_pb2.ReleaseResponse:
         """Frees a lease early."""
-        if not request.lease_id or len(request.lease_id) > 64:
+        if not request.lease_id or len(request.lease_id) > 64 or "\x00" in request.lease_id:
             v = Violations()
-            v.add("lease_id", "must be a lease_id from a CheckResult (1–64 characters)")
+            v.add("lease_id", "must be a lease_id from a CheckResult (1–64 characters, no NUL)")
             v.raise_if_any()
         return limiter_pb2.ReleaseResponse(released=await self._limiters.release(request.lease_id))
 

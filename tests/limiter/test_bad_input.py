@@ -48,6 +48,7 @@ CREATE_CASES: list[tuple[dict[str, Any], list[str]]] = [
     ({"algorithm": FIXED, "limit": 5, "burst": 7}, ["limiter.burst"]),
     ({"algorithm": CONCURRENCY, "limit": 5, "burst": 2}, ["limiter.burst"]),
     ({"limit": 10, "burst": 2**40, "period": YEAR}, ["limiter.burst"]),  # 2^40 × 3.2e13 µs > 2^62
+    ({"limit": 2**63 - 1, "burst": 1, "period": duration_pb2.Duration(nanos=1_000_000)}, ["limiter.limit"]),
     (
         {"algorithm": SLIDING, "limit": 2**40, "period": YEAR},
         ["limiter.limit"],

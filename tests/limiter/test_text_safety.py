@@ -31,8 +31,9 @@ async def test_nul_in_keys_and_descriptions_is_invalid_argument(api: Api) -> Non
             api.stub.CreateLimiter,
             pb.CreateLimiterRequest(limiter_id="other", limiter=pb.Limiter(description="x\x00y")),
         ),
+        (api.stub.Release, pb.ReleaseRequest(lease_id="a\x00")),
     ]
-    expected = [["items[0].key"], ["key"], ["key"], ["limiter.description"]]
+    expected = [["items[0].key"], ["key"], ["key"], ["limiter.description"], ["lease_id"]]
     for (method, message), fields in zip(calls, expected, strict=True):
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await method(message)
@@ -65,3 +66,18 @@ async def test_envoy_descriptor_values_with_nul_are_counted_apart(db_url: str, t
         ]
         stats = await rpc.LimiterServiceStub(svc.channel).GetStats(pb.GetStatsRequest())
         assert stats.total.active_keys == 2
+
+
+async def test_envoy_domain_with_nul_is_invalid_argument(db_url: str) -> None:
+    async with running_service("limiter", db_url) as svc:
+        stub = rls_pb2_grpc.RateLimitServiceStub(svc.channel)
+        entry = ratelimit_pb2.RateLimitDescriptor.Entry(key="user", value="a")
+        limit = ratelimit_pb2.RateLimitDescriptor.RateLimitOverride(
+            requests_per_unit=5, unit=rls_pb2.RateLimitResponse.RateLimit.SECOND
+        )
+        descriptor = ratelimit_pb2.RateLimitDescriptor(entries=[entry], limit=limit)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.ShouldRateLimit(rls_pb2.RateLimitRequest(domain="ed\x00ge", descriptors=[descriptor]))
+        assert violations(raised.value) == ["domain"]
+        listed = await rpc.LimiterServiceStub(svc.channel).ListLimiters(pb.ListLimitersRequest())
+        assert not listed.limiters
