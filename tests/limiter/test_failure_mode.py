@@ -163,4 +163,4 @@ async def test_the_store_timeout_bounds_the_whole_check_not_each_wait(pg_url: st
             response, took = await timed_check(api.stub, "stale")
         assert response.allowed
         assert response.results[0].remaining == 5  # the failure mode's answer, from the last known definition
-        assert took < timeout_s * 1.5, took
+        assert took < timeout_s * 1.8, took  # two waits of store_timeout each would take 2×
