@@ -2,7 +2,7 @@
 
 A name is SERVING only when both hold: the app declared it serving (`set_serving`) and the store answers.
 A supervised probe (`probe_store`, run by the server every few seconds) pings the store and flips every
-name to NOT_SERVING while it is down, and back when it returns, so load balancers and the launcher route
+name to NOT_SERVING while it is down (two failed pings in a row), and back when it returns, so load balancers and the launcher route
 around a replica that cannot do its work. Once graceful shutdown begins nothing flips back.
 """
 
@@ -17,6 +17,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 if TYPE_CHECKING:
     from services.runtime.store import Store
+
+DOWN_AFTER = 2
+"""Consecutive failed store pings before the process reports NOT_SERVING."""
 
 SERVING: int = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING: int = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -35,6 +38,7 @@ class HealthReporter:
         self._log = log
         self._declared: dict[str, bool] = {OVERALL: False}
         self._store_ok = True
+        self._failed_pings = 0
         self._shutting_down = False
 
     @property
@@ -66,6 +70,10 @@ class HealthReporter:
         except Exception as exc:  # noqa: BLE001 - a failing ping is what the probe is for
             self._log.debug("store ping raised", error=repr(exc))
             ok = False
+        # One failed ping on a loaded machine is not an outage: down only after DOWN_AFTER in a row, up at once.
+        self._failed_pings = 0 if ok else self._failed_pings + 1
+        if not ok and self._failed_pings < DOWN_AFTER:
+            return self._store_ok
         if ok != self._store_ok:
             self._store_ok = ok
             if ok:

@@ -9,9 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+import structlog
 from grpc_health.v1 import health_pb2
 
+from services.runtime.health import DOWN_AFTER, HealthReporter
 from tests.harness import eventually, health_of, running_service
+from tests.runtime.storekit import open_store
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -69,3 +72,22 @@ async def _all_are(channel, expected: list[tuple[str, int]]) -> bool:
         if await health_of(channel, service) != status:
             return False
     return True
+
+
+@pytest.mark.pg
+async def test_one_failed_ping_is_not_an_outage(own_pg_database: tuple[str, sa.Engine]) -> None:
+    url, admin = own_pg_database
+    reporter = HealthReporter(structlog.get_logger("test"))
+    store = open_store(url)
+    try:
+        assert await reporter.probe_store(store)
+        _set_reachable(admin, url, False)
+        verdicts = [await reporter.probe_store(store, timeout=2) for _ in range(DOWN_AFTER)]
+        assert verdicts == [True] * (DOWN_AFTER - 1) + [False]
+        assert not reporter.store_ok
+        _set_reachable(admin, url, True)
+        await eventually(
+            lambda: reporter.probe_store(store, timeout=2), within=10
+        )  # back at the first success
+    finally:
+        await store.close()

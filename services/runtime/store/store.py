@@ -163,6 +163,8 @@ class Store:
         query = sa.text("SELECT count(*) >= 0 FROM sqlite_master" if self.dialect == "sqlite" else "SELECT 1")
         try:
             return await self.read(lambda conn: bool(conn.execute(query).scalar()), timeout=timeout)
+        except ResourceExhausted:
+            return True  # the read queue is full of other reads: the database is answering them
         except (ServiceError, sa.exc.SQLAlchemyError, OSError):
             return False
 
