@@ -15,7 +15,9 @@ async def test_a_read_landing_after_a_newer_put_keeps_the_newer_definition(db_ur
     async with running_service("limiter", db_url) as svc:
         stub = rpc.LimiterServiceStub(svc.channel)
         await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id="raced", limiter=pb.Limiter(limit=5)))
-        cache = ConfigCache(svc.app.context.store, ttl_s=60)
+        store = svc.app.context.store
+        assert store is not None
+        cache = ConfigCache(store, ttl_s=60)
         stored = (await cache.get_many(["raced"], timeout=5))["raced"]
         cache.forget(["raced"])
         reading = asyncio.create_task(cache.get_many(["raced"], timeout=5))
