@@ -144,7 +144,12 @@ class Limiters:
         decided: dict[int, Decision] = {}
         for attempt in range(3):
             configs = await self.configs.get_many(ids, timeout=left())
-            self._check_costs(items, configs)
+            too_costly = self._check_costs(items, configs)
+            if too_costly.items:
+                if attempt == 0:  # judged on cached definitions: another replica may have raised a burst
+                    self.configs.forget(ids)
+                    continue
+                too_costly.raise_if_any()
             if not dry_run and any(item.cost > 0 for item in items):
                 self._ctx.resources.check_writes()
             pending = [i for i in range(len(items)) if i not in decided]
@@ -168,7 +173,7 @@ class Limiters:
             return self._settle(items, configs, decisions)
         raise AssertionError("unreachable")
 
-    def _check_costs(self, items: Sequence[Item], configs: dict[str, LimiterConfig]) -> None:
+    def _check_costs(self, items: Sequence[Item], configs: dict[str, LimiterConfig]) -> Violations:
         v = Violations()
         for i, item in enumerate(items):
             config = configs[item.limiter_id]
@@ -178,7 +183,7 @@ class Limiters:
                     f"items[{i}].cost",
                     f"{item.cost} can never be allowed: {config.name} has {what} {config.capacity}",
                 )
-        v.raise_if_any()
+        return v
 
     def _failure_mode(
         self, units: Sequence[Unit], configs: dict[str, LimiterConfig], failure: Exception
@@ -296,6 +301,7 @@ def _unit(item: Item, config: LimiterConfig) -> Unit:
         config.algorithm,
         config.shadow,
         uuid.uuid4().hex if lease else "",
+        config.update_us,
     )
 
 
