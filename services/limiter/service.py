@@ -8,6 +8,7 @@ flush run under the supervisor (wired in services.limiter.server).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,13 +27,16 @@ from services.limiter.stats import StatsBook
 from services.limiter.store import Counts, ReleaseHandler
 from services.limiter.validation import Item, Violations, combination, complete
 from services.runtime import deadlines
-from services.runtime.errors import AlreadyExists, NotFound, Unavailable
+from services.runtime.errors import AlreadyExists, NotFound, ResourceExhausted, Unavailable
 from services.runtime.service import ServiceContext
 from services.runtime.store import Store, StoreTimeout, StoreUnavailable
+from services.runtime.supervisor import WorkerPool
 
 log = structlog.get_logger(__name__)
 
 KEYS_RESOURCE = "limiter.keys"
+ORPHAN_QUEUE = 1000
+"""Checks whose leases may wait to be freed after a store timeout (beyond it, their TTL frees them)."""
 FAILURE_RETRY_US = 1_000_000
 """What a FAIL_CLOSED denial tells the client to wait: the store is expected back within about a second."""
 
@@ -62,6 +66,7 @@ class Limiters:
         self._releaser = ReleaseHandler(self._store.dialect, self.clock)
         self.configs = ConfigCache(self._store)
         self.stats = StatsBook(self._store, ctx.metrics, ctx.events)
+        self._orphans: WorkerPool | None = None
         self._store_failures = ctx.metrics.counter(
             "foundation_limiter_store_failures_total",
             "Checks answered by their failure mode because the store could not answer in time",
@@ -183,11 +188,31 @@ class Limiters:
                 continue
             except (StoreTimeout, StoreUnavailable) as failure:
                 decisions = self._failure_mode(units, configs, failure)
+                if isinstance(failure, StoreTimeout) and not dry_run:
+                    self._release_orphans([unit.lease_id for unit in units if unit.lease_id])
             if decided:
                 decided.update(zip(pending, decisions, strict=True))
                 decisions = [decided[i] for i in range(len(items))]
             return self._settle(items, configs, decisions)
         raise AssertionError("unreachable")
+
+    def _release_orphans(self, lease_ids: list[str]) -> None:
+        """Frees the leases of a check the store may have decided after its caller stopped waiting: the answer
+        (the failure mode's) named no lease, so nobody could release them before their TTL. The releases queue
+        behind the check in the writer, so they find its leases if it ran; a full pool leaves them to the TTL."""
+        if not lease_ids:
+            return
+        if self._orphans is None:
+            self._orphans = self._ctx.supervisor.worker_pool(
+                "limiter.orphan_leases", max_concurrency=1, max_queue=ORPHAN_QUEUE, timeout=60.0
+            )
+
+        async def release_all() -> None:
+            for lease_id in lease_ids:
+                await self._store.write(self._releaser, lease_id)
+
+        with contextlib.suppress(ResourceExhausted, Unavailable):
+            self._orphans.submit(release_all)
 
     def _check_costs(self, items: Sequence[Item], configs: dict[str, LimiterConfig]) -> Violations:
         v = Violations()

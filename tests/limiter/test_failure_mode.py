@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import grpc
 import pytest
 import sqlalchemy as sa
+from google.protobuf import duration_pb2
 
 from foundation.limiter.v1 import limiter_pb2 as pb
 from foundation.limiter.v1 import limiter_pb2_grpc as rpc
@@ -164,3 +165,28 @@ async def test_the_store_timeout_bounds_the_whole_check_not_each_wait(pg_url: st
         assert response.allowed
         assert response.results[0].remaining == 5  # the failure mode's answer, from the last known definition
         assert took < timeout_s * 1.8, took  # two waits of store_timeout each would take 2×
+
+
+async def test_leases_of_a_check_decided_after_its_caller_gave_up_are_freed(db_url: str) -> None:
+    # PostgreSQL: the writer's statement waits on the lock (below lock_timeout) and commits its lease after the
+    # caller was answered by the failure mode, which names no lease. SQLite: the write never starts.
+    async with running_service("limiter", db_url, limiter={"store_timeout_ms": STORE_TIMEOUT_MS}) as svc:
+        api = Api(svc, rpc.LimiterServiceStub(svc.channel))
+        await api.create(
+            "held",
+            algorithm=pb.Limiter.ALGORITHM_CONCURRENCY,
+            limit=2,
+            failure_mode=pb.Limiter.FAILURE_MODE_FAIL_CLOSED,
+            lease_ttl=duration_pb2.Duration(seconds=3600),
+        )
+        assert (await api.check("held")).allowed  # one of the two slots, held for the hour
+        with store_blocked(db_url):
+            answered, _ = await timed_check(api.stub, "held")
+            assert not answered.allowed
+            assert not answered.results[0].lease_id
+        # The given-up check's lease, if it was taken, is released ahead of this check in the writer's queue.
+        response = await api.stub.Check(
+            pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/held", key="k")]), timeout=10
+        )
+        assert response.allowed
+        assert await api.remaining("held") == 0
