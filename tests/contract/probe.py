@@ -80,7 +80,8 @@ class Probe:
                 yield StringValue(value=str(n))
                 n += 1
                 await asyncio.sleep(0.01)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cancelled while sleeping, or closed at its `yield` by the runtime (cancelled while writing).
             self.stream_cancelled.set()
             raise
 
