@@ -4,6 +4,7 @@ terminated), on a database of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 
@@ -12,7 +13,9 @@ import sqlalchemy as sa
 import structlog
 from grpc_health.v1 import health_pb2
 
+from services.runtime.errors import ResourceExhausted
 from services.runtime.health import DOWN_AFTER, HealthReporter
+from services.runtime.store import Store
 from tests.harness import eventually, health_of, running_service
 from tests.runtime.storekit import open_store
 
@@ -91,3 +94,45 @@ async def test_one_failed_ping_is_not_an_outage(own_pg_database: tuple[str, sa.E
         )  # back at the first success
     finally:
         await store.close()
+
+
+@pytest.mark.pg
+async def test_a_ping_refused_by_a_full_read_queue_counts_as_an_answer(pg_url: str) -> None:
+    """Reads piled up behind a lock fill the queue; the database still answers, so health stays SERVING."""
+    table = f"held_{uuid.uuid4().hex[:8]}"
+    locker = sa.create_engine(pg_url)
+    store = open_store(pg_url, writer_queue=2, read_threads=2)
+    try:
+        with locker.connect() as conn:
+            conn.execute(sa.text(f"CREATE TABLE {table} (x int)"))
+            conn.commit()
+            conn.execute(sa.text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+            blocked = [
+                asyncio.ensure_future(
+                    store.read(lambda c: c.execute(sa.text(f"SELECT * FROM {table}")).all())
+                )
+                for _ in range(2)
+            ]
+            await asyncio.sleep(0)  # a yield, not a wait: both reads take their places in the queue first
+            await eventually(lambda: _queue_full(store))
+            assert await store.ping(timeout=2)
+            reporter = HealthReporter(structlog.get_logger("test"))
+            assert [await reporter.probe_store(store, timeout=2) for _ in range(DOWN_AFTER)] == [
+                True
+            ] * DOWN_AFTER
+            conn.rollback()
+        await asyncio.gather(*blocked, return_exceptions=True)
+    finally:
+        await store.close()
+        with locker.connect() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+            conn.commit()
+        locker.dispose()
+
+
+async def _queue_full(store: Store) -> bool:
+    try:
+        await store.read(lambda c: c.execute(sa.text("SELECT 1")).scalar(), timeout=0.5)
+    except ResourceExhausted:
+        return True
+    return False
