@@ -18,7 +18,6 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from services.limiter import headers
 from services.limiter.algorithms import Algorithm, FailureMode, View
-from services.limiter.configs import RESOURCE_TYPE
 from services.limiter.envoy_config import (
     UNITS_US,
     EnvoyConfig,
@@ -106,17 +105,15 @@ class EnvoyRateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):  # type: ig
     async def _decide(self, plans: Sequence[Plan], items: list[Item]) -> list[Outcome]:
         if not items:
             return []
-        rules = {plan.limiter_id: plan.rule for plan in plans if plan.rule is not None and plan.item >= 0}
-
-        async def redefine(limiter_id: str) -> None:
+        try:
+            return await self._limiters.check(items, all_or_nothing=False, dry_run=False)
+        except NotFound:
             # One of our limiters was deleted through the API: the configuration (or the request's override)
-            # still defines it, so define it again, as a restart would; items already decided stay decided.
-            rule = rules.get(limiter_id)
-            if rule is None:
-                raise NotFound(RESOURCE_TYPE, f"limiters/{limiter_id}")
-            await self._limiters.ensure(rule_values(rule, limiter_id))
-
-        return await self._limiters.check(items, all_or_nothing=False, dry_run=False, redefine=redefine)
+            # still defines it, so define it again, as a restart would, and decide once more.
+            for plan in plans:
+                if plan.rule is not None and plan.item >= 0:
+                    await self._limiters.ensure(rule_values(plan.rule, plan.limiter_id))
+            return await self._limiters.check(items, all_or_nothing=False, dry_run=False)
 
     def _plan(self, request: rls_pb2.RateLimitRequest, index: int) -> Plan:
         descriptor = request.descriptors[index]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import structlog
@@ -136,18 +136,8 @@ class Limiters:
 
     # ---- decisions ------------------------------------------------------------------------------------
 
-    async def check(
-        self,
-        items: Sequence[Item],
-        *,
-        all_or_nothing: bool,
-        dry_run: bool,
-        redefine: Callable[[str], Awaitable[None]] | None = None,
-    ) -> list[Outcome]:
-        """Decides the items; over-limit and store failures are results, never errors.
-
-        `redefine(limiter_id)`, when given, defines a limiter found missing (the Envoy adapter's limiters
-        come from its configuration) and the check goes on, keeping what it already decided."""
+    async def check(self, items: Sequence[Item], *, all_or_nothing: bool, dry_run: bool) -> list[Outcome]:
+        """Decides the items; over-limit and store failures are results, never errors."""
         # One budget for every wait on the store (definitions, then the decision), not one per wait.
         timeout = deadlines.bounded(self._settings.store_timeout_ms / 1000)
         until = None if timeout is None else time.monotonic() + timeout
@@ -158,13 +148,7 @@ class Limiters:
         ids = list(dict.fromkeys(item.limiter_id for item in items))
         decided: dict[int, Decision] = {}
         for attempt in range(3):
-            try:
-                configs = await self.configs.get_many(ids, timeout=left())
-            except NotFound as missing:
-                if redefine is None or attempt == 2:
-                    raise
-                await redefine(missing.resource_name.removeprefix("limiters/"))
-                continue
+            configs = await self.configs.get_many(ids, timeout=left())
             too_costly = self._check_costs(items, configs)
             if too_costly.items:
                 if attempt == 0:  # judged on cached definitions: another replica may have raised a burst

@@ -351,26 +351,3 @@ async def test_the_largest_limit_of_every_unit_starts_and_counts(db_url: str, tm
     assert [s.limit_remaining for s in response.statuses] == [
         min(max_requests(unit), 2**32 - 1) - 7 for unit in UNITS_US
     ]
-
-
-async def test_a_limiter_deleted_on_another_replica_mid_use_costs_the_other_descriptors_nothing_twice(
-    db_url: str, tmp_path: Path
-) -> None:
-    config = tmp_path / "edge.yaml"
-    config.write_text(CONFIG)
-    async with contextlib.AsyncExitStack() as stack:
-        one, two = [
-            await stack.enter_async_context(
-                running_service("limiter", db_url, limiter={"envoy_config": str(config)})
-            )
-            for _ in range(2)
-        ]
-        stub = rls_pb2_grpc.RateLimitServiceStub(one.channel)
-        both = request("edge", [("remote_address", "10.5.5.5")], [("files", "/own/z")])
-        first = await stub.ShouldRateLimit(both)  # replica one now caches both limiters
-        assert [s.limit_remaining for s in first.statuses] == [2, 0]
-        files = f"limiters/{limiter_id_for('edge', [('files', '/own/*')])}"
-        await rpc.LimiterServiceStub(two.channel).DeleteLimiter(pb.DeleteLimiterRequest(name=files))
-        second = await stub.ShouldRateLimit(both)
-        # The remote_address item was decided once; the files limiter was defined again, fresh.
-        assert [(s.code, s.limit_remaining) for s in second.statuses] == [(OK, 1), (OK, 0)]
