@@ -1,8 +1,7 @@
 """The group-commit handler of `Check`: every concurrent check of a batch decided in a few statements.
 
-Single-item checks (and each item of an INDEPENDENT check) are *units*. Units on one key with equal cost (and
-definition version) in a row are merged into one statement row of `n` requests; different costs on one key go
-to successive *rounds*
+Single-item checks (and each item of an INDEPENDENT check) are *units*. Units on one key with equal cost in a
+row are merged into one statement row of `n` requests; different costs on one key go to successive *rounds*
 (the k-th run of each key in the k-th statement). Rows are sorted by (limiter, key) so that replicas lock keys
 in one order. The statement says how many of the `n` were admitted; they are the first ones in arrival order.
 
@@ -107,24 +106,24 @@ class CheckHandler:
         outcome: _Outcome,
         keep_before: bool,
     ) -> None:
-        # key → runs of consecutive equal (cost, definition version), each run a list of slots in arrival order.
-        runs: dict[tuple[str, str], list[tuple[int, int, list[Slot]]]] = {}
+        # key → runs of consecutive equal costs, each run a list of slots in arrival order.
+        runs: dict[tuple[str, str], list[tuple[int, list[Slot]]]] = {}
         for slot, unit in units:
             pair = (unit.limiter, unit.key)
             key_runs = runs.get(pair)
             if key_runs is None:
-                runs[pair] = [(unit.cost, unit.version, [slot])]
-            elif key_runs[-1][0] == unit.cost and key_runs[-1][1] == unit.version:
-                key_runs[-1][2].append(slot)
+                runs[pair] = [(unit.cost, [slot])]
+            elif key_runs[-1][0] == unit.cost:
+                key_runs[-1][1].append(slot)
             else:
-                key_runs.append((unit.cost, unit.version, [slot]))
+                key_runs.append((unit.cost, [slot]))
         by_key = sorted(runs.items())
         depth = max(len(r) for r in runs.values())
         decided, missing = outcome.decisions, outcome.missing
         for round_no in range(depth):
             rows = [(pair, key_runs[round_no]) for pair, key_runs in by_key if round_no < len(key_runs)]
             returned = self._update(conn, algorithm, rows)
-            for pair, (cost, _, slots) in rows:
+            for pair, (cost, slots) in rows:
                 row = returned.get(pair)
                 if row is None:
                     missing.add(pair)
@@ -137,12 +136,10 @@ class CheckHandler:
         self,
         conn: sa.Connection,
         algorithm: Algorithm,
-        rows: list[tuple[tuple[str, str], tuple[int, int, list[Slot]]]],
+        rows: list[tuple[tuple[str, str], tuple[int, list[Slot]]]],
     ) -> dict[tuple[str, str], Any]:
         """Runs the decision statement (an upsert: new and known keys alike) on `rows`."""
-        params = self._rows_params(
-            [(lim, key, cost, len(slots), version) for (lim, key), (cost, version, slots) in rows]
-        )
+        params = self._rows_params([(lim, key, cost, len(slots)) for (lim, key), (cost, slots) in rows])
         decided = conn.execute(self._decide_sql[algorithm], params)
         report_sql = self._report_sql[algorithm]
         if report_sql is None:
@@ -203,14 +200,13 @@ class CheckHandler:
                 view = concurrency_view(limit, seen, now, unit.cost)
                 outcome.decisions[slot] = Decision(False, view, before=view)
 
-    def _rows_params(self, rows: list[tuple[str, str, int, int, int]]) -> dict[str, Any]:
+    def _rows_params(self, rows: list[tuple[str, str, int, int]]) -> dict[str, Any]:
         if self._d.name == "postgresql":
             return {
                 "lims": [r[0] for r in rows],
                 "keys": [r[1] for r in rows],
                 "costs": [r[2] for r in rows],
                 "ns": [r[3] for r in rows],
-                "vers": [r[4] for r in rows],
             }
         return {"rows": json.dumps(rows)}
 
@@ -307,7 +303,7 @@ def _atomic_units(index: int, op: CheckOp) -> tuple[list[tuple[Slot, Unit]], dic
         elif pair in merged:
             position = merged[pair]
             slot, row = units[position]
-            summed = row._replace(cost=row.cost + unit.cost)
+            summed = Unit(row.limiter, row.key, row.cost + unit.cost, row.algorithm, row.shadow)
             units[position] = (slot, summed)
         else:
             slot = (index, len(op.units) + len(merged))

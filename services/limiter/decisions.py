@@ -21,8 +21,6 @@ class Unit(NamedTuple):
     algorithm: Algorithm
     shadow: bool = False
     lease_id: str = ""
-    version: int = 0
-    """The `update_us` of the definition the item was validated against (0: any; see statements)."""
 
 
 @dataclass(slots=True)

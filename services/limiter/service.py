@@ -149,12 +149,7 @@ class Limiters:
         decided: dict[int, Decision] = {}
         for attempt in range(3):
             configs = await self.configs.get_many(ids, timeout=left())
-            too_costly = self._check_costs(items, configs)
-            if too_costly.items:
-                if attempt == 0:  # judged on cached definitions: another replica may have raised a burst
-                    self.configs.forget(ids)
-                    continue
-                too_costly.raise_if_any()
+            self._check_costs(items, configs)
             if not dry_run and any(item.cost > 0 for item in items):
                 self._ctx.resources.check_writes()
             pending = [i for i in range(len(items)) if i not in decided]
@@ -198,7 +193,7 @@ class Limiters:
         with contextlib.suppress(ResourceExhausted, Unavailable):
             self._orphans.submit(release_all)
 
-    def _check_costs(self, items: Sequence[Item], configs: dict[str, LimiterConfig]) -> Violations:
+    def _check_costs(self, items: Sequence[Item], configs: dict[str, LimiterConfig]) -> None:
         v = Violations()
         for i, item in enumerate(items):
             config = configs[item.limiter_id]
@@ -208,7 +203,7 @@ class Limiters:
                     f"items[{i}].cost",
                     f"{item.cost} can never be allowed: {config.name} has {what} {config.capacity}",
                 )
-        return v
+        v.raise_if_any()
 
     def _failure_mode(
         self, units: Sequence[Unit], configs: dict[str, LimiterConfig], failure: Exception
@@ -326,7 +321,6 @@ def _unit(item: Item, config: LimiterConfig) -> Unit:
         config.algorithm,
         config.shadow,
         uuid.uuid4().hex if lease else "",
-        config.update_us,
     )
 
 

@@ -71,17 +71,7 @@ class Dialect:
     least: str
     greatest: str
     source: str
-    """A row source `rows(rlim, rkey, rcost, rn, rver)` from the bound arrays/JSON."""
-
-
-def _limiter_join(algorithm: Algorithm) -> str:
-    """The source rows' limiters, as they are now: a row whose `rver` (the `update_us` of the definition the
-    check was validated against; 0 for any) is not the stored one joins nothing, so the batch handler reports
-    its limiter stale and the check is validated again on the current definition (shadow, costs…)."""
-    return (
-        f"JOIN limiters AS l ON l.id = r.rlim AND l.algorithm = {int(algorithm)} "
-        "AND (r.rver = 0 OR l.update_us = r.rver) "
-    )
+    """A row source `rows(rlim, rkey, rcost, rn)` from the bound arrays/JSON."""
 
 
 PG = Dialect(
@@ -89,14 +79,14 @@ PG = Dialect(
     "LEAST",
     "GREATEST",
     "SELECT * FROM unnest(CAST(:lims AS text[]), CAST(:keys AS text[]), CAST(:costs AS bigint[]),"
-    " CAST(:ns AS bigint[]), CAST(:vers AS bigint[])) AS t(rlim, rkey, rcost, rn, rver)",
+    " CAST(:ns AS bigint[])) AS t(rlim, rkey, rcost, rn)",
 )
 SQLITE = Dialect(
     "sqlite",
     "MIN",
     "MAX",
-    "SELECT value ->> 0 AS rlim, value ->> 1 AS rkey, value ->> 2 AS rcost, value ->> 3 AS rn,"
-    " value ->> 4 AS rver FROM json_each(:rows)",
+    "SELECT value ->> 0 AS rlim, value ->> 1 AS rkey, value ->> 2 AS rcost, value ->> 3 AS rn"
+    " FROM json_each(:rows)",
 )
 
 RETURNED = (
@@ -208,7 +198,7 @@ def _decide(d: Dialect, spec: Spec) -> str:
         "WITH clock AS MATERIALIZED (SELECT {now} AS now_us) "
         f"{_INSERTED}"
         f"SELECT r.rlim, r.rkey, {fresh}, c.now_us, l.limit_count, l.burst, l.period_us, r.rcost, r.rn "
-        f"FROM ({d.source}) AS r {_limiter_join(spec.algorithm)}"
+        f"FROM ({d.source}) AS r JOIN limiters AS l ON l.id = r.rlim AND l.algorithm = {int(spec.algorithm)} "
         "CROSS JOIN clock AS c WHERE true ORDER BY r.rlim, r.rkey "
         f"ON CONFLICT (limiter, key) DO UPDATE SET {existing}, seen_us = excluded.seen_us, "
         "cfg_limit = excluded.cfg_limit, cfg_burst = excluded.cfg_burst, cfg_period_us = excluded.cfg_period_us, "
@@ -236,7 +226,7 @@ def _decide_staged(d: Dialect, spec: Spec) -> str:
     return (
         "WITH clock AS MATERIALIZED (SELECT {now} AS now_us), "
         f"a AS MATERIALIZED (SELECT r.rlim AS rlim, r.rkey AS rkey, {', '.join(carried + derived)} "
-        f"FROM ({d.source}) AS r {_limiter_join(spec.algorithm)}"
+        f"FROM ({d.source}) AS r JOIN limiters AS l ON l.id = r.rlim AND l.algorithm = {int(spec.algorithm)} "
         "CROSS JOIN clock AS c LEFT JOIN limiter_state AS s ON s.limiter = r.rlim AND s.key = r.rkey), "
         f"b AS MATERIALIZED (SELECT a.*, {admitted} AS admitted FROM a) "
         f"{_INSERTED}"
@@ -259,7 +249,8 @@ def report(d: Dialect, algorithm: Algorithm) -> str | None:
         return None
     columns = ", ".join(f"s.{c.strip()}" for c in RETURNED.split(","))
     return (
-        f"SELECT json_group_array(json_array({columns})) FROM ({d.source}) AS r {_limiter_join(algorithm)}"
+        f"SELECT json_group_array(json_array({columns})) FROM ({d.source}) AS r "
+        f"JOIN limiters AS l ON l.id = r.rlim AND l.algorithm = {int(algorithm)} "
         "JOIN limiter_state AS s ON s.limiter = r.rlim AND s.key = r.rkey"
     )
 
