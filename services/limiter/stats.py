@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import Counter
 
@@ -39,6 +39,8 @@ class StatsBook:
             "Check items decided, by limiter and decision (allowed, denied, shadow_denied)",
             ["limiter", "decision"],
         )
+        # `labels()` hashes and locks on every call; a check looks its counter up here instead.
+        self._children: dict[tuple[str, str], Any] = {}
 
     def record(self, limiter_id: str, counts: Counts) -> None:
         """Adds one check's decided items of a limiter (a shadow denial counts as allowed and shadow-denied)."""
@@ -50,7 +52,12 @@ class StatsBook:
             ("shadow_denied", counts.shadow_denied),
         ):
             if number:
-                self._decisions.labels(limiter_id, decision).inc(number)
+                child = self._children.get((limiter_id, decision))
+                if child is None:
+                    child = self._children[limiter_id, decision] = self._decisions.labels(
+                        limiter_id, decision
+                    )
+                child.inc(number)
 
     async def read_with_pending(self, read: Callable[[], Awaitable[T]]) -> tuple[T, dict[str, Counts]]:
         """The stored counters `read` returns and a copy of those not flushed yet, with no flush between."""
@@ -65,6 +72,8 @@ class StatsBook:
     def forget(self, limiter_id: str) -> None:
         """Drops the counters of a deleted limiter."""
         self._pending.pop(limiter_id, None)
+        for decision in ("allowed", "denied", "shadow_denied"):
+            self._children.pop((limiter_id, decision), None)
 
     async def flush(self) -> None:
         """Adds the pending counters to the shared table; on failure they stay pending for the next flush."""

@@ -213,12 +213,30 @@ class Store:
 
 
 async def _wait(item: Pending, seconds: float | None, what: str) -> Any:
-    """Waits for a queued write; on timeout or cancellation marks it abandoned so it is never started."""
+    """Waits for a queued write; on timeout or cancellation marks it abandoned so it is never started.
+
+    The timeout is one timer that fails the future, not an `asyncio.timeout` scope: the scope's enter, exit and
+    task cancellation cost about as much as the rest of a single-item write's bookkeeping on the event loop
+    (profiled: 4 % of a limiter Check's time holding the GIL)."""
+    future = item.future
+    if seconds is None:
+        timer = None
+    else:
+
+        def expire() -> None:
+            if not future.done():
+                item.abandoned = True
+                future.set_exception(StoreTimeout(f"{what} did not finish within {seconds:g} s"))
+
+        timer = future.get_loop().call_later(seconds, expire)
     try:
-        return await _within(item.future, seconds, what)
-    except (StoreTimeout, asyncio.CancelledError):
+        return await future
+    except asyncio.CancelledError:
         item.abandoned = True
         raise
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 async def _within(awaitable: Awaitable[T], seconds: float | None, what: str) -> T:
