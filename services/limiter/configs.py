@@ -27,6 +27,8 @@ class ConfigCache:
         self._store = store
         self._ttl = ttl_s
         self._entries: dict[str, tuple[float, LimiterConfig]] = {}
+        self._forgets = 0
+        """How many times `forget` ran: a read that overlapped one may hold what it dropped."""
 
     async def get_many(self, ids: Collection[str], *, timeout: float | None) -> dict[str, LimiterConfig]:  # noqa: ASYNC109
         """The definitions of `ids`; NotFound for the first unknown one (in iteration order).
@@ -43,7 +45,7 @@ class ConfigCache:
             else:
                 missing.append(limiter_id)
         if missing:
-            asked = time.monotonic()
+            asked, forgets = time.monotonic(), self._forgets
             try:
                 loaded = await self._store.read(lambda conn: sql.get_limiters(conn, missing), timeout=timeout)
             except (StoreUnavailable, StoreTimeout) as failure:
@@ -56,10 +58,12 @@ class ConfigCache:
                     ) from failure
             else:
                 # A write of this process (`put`, `forget`) may have landed while the read was in flight:
-                # what it left is at least as new as what the read saw, so the read does not replace it.
+                # what it left is at least as new as what the read saw, so the read does not replace it. A
+                # forget leaves nothing to compare with, so after one the read's answers serve this check only.
                 stamp = time.monotonic()
-                for config in loaded.values():
-                    self._remember(stamp, config)
+                if forgets == self._forgets:
+                    for config in loaded.values():
+                        self._remember(stamp, config)
                 for limiter_id in missing:
                     entry = self._entries.get(limiter_id)
                     if limiter_id not in loaded and entry is not None and entry[0] < asked:
@@ -83,5 +87,6 @@ class ConfigCache:
 
     def forget(self, ids: Iterable[str]) -> None:
         """Drops definitions known to be stale."""
+        self._forgets += 1
         for limiter_id in ids:
             self._entries.pop(limiter_id, None)

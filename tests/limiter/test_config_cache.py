@@ -26,3 +26,24 @@ async def test_a_read_landing_after_a_newer_put_keeps_the_newer_definition(db_ur
         cache.put(updated)  # as an UpdateLimiter of this process would, while the read is in flight
         assert (await reading)["raced"] == stored  # the read answers what it read…
         assert (await cache.get_many(["raced"], timeout=5))["raced"] == updated  # …but keeps the newer one
+
+
+async def test_a_read_overlapping_a_forget_is_not_kept(db_url: str) -> None:
+    async with running_service("limiter", db_url) as svc:
+        stub = rpc.LimiterServiceStub(svc.channel)
+        await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id="dropped", limiter=pb.Limiter(limit=5)))
+        store = svc.app.context.store
+        assert store is not None
+        cache = ConfigCache(store, ttl_s=60)
+        reading = asyncio.create_task(cache.get_many(["dropped"], timeout=5))
+        await asyncio.sleep(0)  # the read is on the store's thread; its answer waits for this loop
+        cache.forget(["dropped"])  # as a DeleteLimiter or a configuration sync of this process would
+        assert (await reading)["dropped"].limit == 5
+        # Changed elsewhere (the service's own cache is another process's, as far as `cache` knows): the
+        # next lookup reads again instead of serving what the overlapping read saw.
+        await stub.UpdateLimiter(
+            pb.UpdateLimiterRequest(
+                limiter=pb.Limiter(name="limiters/dropped", limit=50), update_mask={"paths": ["limit"]}
+            )
+        )
+        assert (await cache.get_many(["dropped"], timeout=5))["dropped"].limit == 50
