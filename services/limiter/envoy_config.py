@@ -342,7 +342,7 @@ class _Loader:
         if not unlimited and rpu > ceiling:
             raise self.fail(
                 f"{where}.requests_per_unit",
-                f"at most {ceiling} per {unit} for {algorithm} (limit × period in µs stays below 2^62)",
+                f"at most {ceiling} per {unit} for {algorithm} (limit × period in µs at most 2^62)",
             )
         replaces = spec.get("replaces") or []
         names = tuple(str(r.get("name") or "") if isinstance(r, dict) else "" for r in _as_list(replaces))

@@ -131,12 +131,12 @@ def combination(config: LimiterConfig, v: Violations, *, burst_set: bool) -> Non
     # Only the statements that multiply by the period need the bound: GCRA scales its bucket by it, the sliding
     # window weighs its counts by it; fixed windows and leases never form such a product.
     if config.algorithm is Algorithm.GCRA and config.burst * config.period_us > MAX_SCALED:
-        v.add("limiter.burst", "burst × period (µs) must stay below 2^62")
+        v.add("limiter.burst", "burst × period (µs) must be at most 2^62")
     if config.algorithm is Algorithm.GCRA and config.limit > MAX_SCALED:
         # The refill is rounded up by adding `limit - 1` to the scaled bucket: both must fit in int64 together.
-        v.add("limiter.limit", "must stay below 2^62 for GCRA")
+        v.add("limiter.limit", "must be at most 2^62 for GCRA")
     if config.algorithm is Algorithm.SLIDING_WINDOW and config.limit * config.period_us > MAX_SCALED:
-        v.add("limiter.limit", "limit × period (µs) must stay below 2^62")
+        v.add("limiter.limit", "limit × period (µs) must be at most 2^62")
 
 
 def update_fields(mask_paths: Iterable[str], v: Violations) -> list[str]:
