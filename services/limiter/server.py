@@ -32,6 +32,7 @@ def build(ctx: ServiceContext, *, clock: SqlClock | None = None) -> ServiceParts
         rls_pb2_grpc.add_RateLimitServiceServicer_to_server(envoy, server)
 
     async def start() -> None:
+        limiters.start()
         await envoy.sync()
         ctx.resources.register(KEYS_RESOURCE, settings.max_keys, limiters.count_keys)
         ctx.supervisor.every("limiter.sweep", settings.sweep_interval_s, limiters.sweep)

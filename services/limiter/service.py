@@ -8,6 +8,7 @@ flush run under the supervisor (wired in services.limiter.server).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -175,23 +176,31 @@ class Limiters:
             return self._settle(items, configs, decisions)
         raise AssertionError("unreachable")
 
+    def start(self) -> None:
+        """Creates the supervised pool that frees orphaned leases (called once the supervisor runs)."""
+        self._orphans = self._ctx.supervisor.worker_pool(
+            "limiter.orphan_leases", max_concurrency=1, max_queue=ORPHAN_QUEUE, timeout=60.0
+        )
+
     def _release_orphans(self, lease_ids: list[str]) -> None:
         """Frees the leases of a check the store may have decided after its caller stopped waiting: the answer
         (the failure mode's) named no lease, so nobody could release them before their TTL. The releases queue
-        behind the check in the writer, so they find its leases if it ran; a full pool leaves them to the TTL."""
-        if not lease_ids:
+        behind the check in the writer, so they find its leases if it ran; they go together, so the writer
+        batches them. A full or shut-down pool (or none: not started) leaves them to the TTL."""
+        if not lease_ids or self._orphans is None:
             return
-        if self._orphans is None:
-            self._orphans = self._ctx.supervisor.worker_pool(
-                "limiter.orphan_leases", max_concurrency=1, max_queue=ORPHAN_QUEUE, timeout=60.0
-            )
 
         async def release_all() -> None:
-            for lease_id in lease_ids:
-                await self._store.write(self._releaser, lease_id)
+            results = await asyncio.gather(
+                *(self._store.write(self._releaser, lease_id) for lease_id in lease_ids),
+                return_exceptions=True,
+            )
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                log.warning("orphaned leases left to their TTL", count=len(failed), error=str(failed[0]))
 
         with contextlib.suppress(ResourceExhausted, Unavailable):
-            self._orphans.submit(release_all)
+            self._orphans.submit(release_all).add_done_callback(_retrieved)
 
     def _check_costs(self, items: Sequence[Item], configs: dict[str, LimiterConfig]) -> None:
         v = Violations()
@@ -308,6 +317,12 @@ class Limiters:
             await self.sweep()
             count = await self._store.read(sql.count_keys)
         return count
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Marks a fire-and-forget job's outcome as seen (the pool has logged a failure already)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _unit(item: Item, config: LimiterConfig) -> Unit:

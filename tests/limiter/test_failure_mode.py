@@ -190,3 +190,30 @@ async def test_leases_of_a_check_decided_after_its_caller_gave_up_are_freed(db_u
         )
         assert response.allowed
         assert await api.remaining("held") == 0
+
+
+async def test_every_lease_of_a_given_up_check_is_freed(db_url: str) -> None:
+    async with running_service("limiter", db_url, limiter={"store_timeout_ms": STORE_TIMEOUT_MS}) as svc:
+        api = Api(svc, rpc.LimiterServiceStub(svc.channel))
+        await api.create(
+            "slots",
+            algorithm=pb.Limiter.ALGORITHM_CONCURRENCY,
+            limit=1,
+            failure_mode=pb.Limiter.FAILURE_MODE_FAIL_CLOSED,
+            lease_ttl=duration_pb2.Duration(seconds=3600),
+        )
+        keys = ["a", "b", "c", "d"]
+        items = [pb.CheckItem(limiter="limiters/slots", key=key) for key in keys]
+        with store_blocked(db_url):
+            answered = await api.stub.Check(
+                pb.CheckRequest(items=items, mode=pb.CheckRequest.MODE_INDEPENDENT), timeout=10
+            )
+            assert not any(result.lease_id for result in answered.results)
+
+        async def all_free() -> bool:
+            return all([await api.remaining("slots", key) == 1 for key in keys])
+
+        await eventually(all_free)
+        # And they stay free: a new check on each key gets its slot.
+        again = await api.stub.Check(pb.CheckRequest(items=items, mode=pb.CheckRequest.MODE_INDEPENDENT))
+        assert all(result.allowed for result in again.results)
