@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from services.limiter import store as sql
 from services.limiter.statements import dialect_of
 from services.limiter.store import Counts
+from services.runtime.errors import Unavailable
 from services.runtime.events import EventPublisher
 from services.runtime.metrics import Metrics
 from services.runtime.store import Store
@@ -59,14 +60,33 @@ class StatsBook:
                     )
                 child.inc(number)
 
-    async def read_with_pending(self, read: Callable[[], Awaitable[T]]) -> tuple[T, dict[str, Counts]]:
-        """The stored counters `read` returns and a copy of those not flushed yet, with no flush between."""
-        async with self._flushing:
+    async def read_with_pending(
+        self,
+        read: Callable[[], Awaitable[T]],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - bounds the wait for a flush, then the read
+    ) -> tuple[T, dict[str, Counts]]:
+        """The stored counters `read` returns and a copy of those not flushed yet, with no flush between.
+
+        A flush the store is slow to commit (a locked table) is waited for at most `timeout` seconds, then
+        the read is UNAVAILABLE: counters it could not place exactly are never shown twice or not at all."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._flushing.acquire()
+        except TimeoutError:
+            raise Unavailable(
+                "the limiter's counters are being written to a slow store; try again",
+                retry_after=1.0,
+                reason="STATS_FLUSH_IN_PROGRESS",
+            ) from None
+        try:
             stored = await read()
             pending = {
                 limiter: Counts(c.checks, c.allowed, c.denied, c.shadow_denied)
                 for limiter, c in self._pending.items()
             }
+        finally:
+            self._flushing.release()
         return stored, pending
 
     def forget(self, limiter_id: str) -> None:

@@ -49,6 +49,22 @@ def store_blocked(db_url: str, tables: tuple[str, ...] = ("limiter_state",)) -> 
         engine.dispose()
 
 
+@contextlib.contextmanager
+def writes_blocked(db_url: str, table: str) -> Iterator[None]:
+    """Makes writes of `table` wait while reads go on (SQLite: the write lock; PostgreSQL: EXCLUSIVE mode)."""
+    if db_url.startswith("sqlite"):
+        with store_blocked(db_url):
+            yield
+        return
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            conn.execute(sa.text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+            yield
+    finally:
+        engine.dispose()
+
+
 async def timed_check(stub: rpc.LimiterServiceStub, limiter: str) -> tuple[pb.CheckResponse, float]:
     started = time.monotonic()
     response: pb.CheckResponse = await stub.Check(
@@ -217,3 +233,40 @@ async def test_every_lease_of_a_given_up_check_is_freed(db_url: str) -> None:
         # And they stay free: a new check on each key gets its slot.
         again = await api.stub.Check(pb.CheckRequest(items=items, mode=pb.CheckRequest.MODE_INDEPENDENT))
         assert all(result.allowed for result in again.results)
+
+
+async def test_stats_wait_for_a_stuck_flush_no_longer_than_the_store_timeout(db_url: str) -> None:
+    # The flush's transaction waits on the lock far longer (statement timeout 20 s) than GetStats may.
+    async with running_service(
+        "limiter",
+        db_url,
+        limiter={"store_timeout_ms": STORE_TIMEOUT_MS},
+        store={"statement_timeout_ms": 20_000},
+    ) as svc:
+        api = Api(svc, rpc.LimiterServiceStub(svc.channel))
+        await api.create("counted", limit=100, period_ms=3_600_000)
+        assert (await api.check("counted")).allowed
+        with writes_blocked(db_url, "limiter_stats"):
+
+            async def refused_while_flushing() -> bool:
+                try:
+                    await api.stub.GetStats(pb.GetStatsRequest(), timeout=5)
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() is grpc.StatusCode.UNAVAILABLE, error
+                    return True
+                return False  # no flush was in flight yet (one runs every second)
+
+            await eventually(refused_while_flushing, within=10)
+            started = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await api.stub.GetStats(pb.GetStatsRequest(), timeout=5)
+            assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert time.monotonic() - started < 5
+        # Once the flush commits, the one check is counted exactly once.
+
+        async def counted_once() -> bool:
+            stats = await api.stub.GetStats(pb.GetStatsRequest(limiter="limiters/counted"), timeout=5)
+            assert stats.total.checks <= 1
+            return stats.total.checks == 1
+
+        await eventually(counted_once, within=10)
