@@ -97,8 +97,9 @@ async def test_one_failed_ping_is_not_an_outage(own_pg_database: tuple[str, sa.E
 
 
 @pytest.mark.pg
-async def test_a_ping_refused_by_a_full_read_queue_counts_as_an_answer(pg_url: str) -> None:
-    """Reads piled up behind a lock fill the queue; the database still answers, so health stays SERVING."""
+async def test_a_ping_answers_while_every_read_waits_behind_a_lock(pg_url: str) -> None:
+    """Reads piled up behind a lock hold every read thread and fill the queue; the database still answers
+    the ping (its own thread and connection), so health stays SERVING."""
     table = f"held_{uuid.uuid4().hex[:8]}"
     locker = sa.create_engine(pg_url)
     store = open_store(pg_url, writer_queue=2, read_threads=2)

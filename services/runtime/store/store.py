@@ -57,6 +57,9 @@ class Store:
         self._clock = BatchClock() if dialect == "sqlite" else None
         self._writer = GroupCommitWriter(engine, settings, self._clock)
         self._readers = ThreadPoolExecutor(settings.read_threads, thread_name_prefix="foundation-store-read")
+        # Pings have a thread of their own: reads stuck behind a lock (or a hung database) must not make the
+        # health probe's answer depend on the read queue.
+        self._pinger = ThreadPoolExecutor(1, thread_name_prefix="foundation-store-ping")
         self._read_bound = settings.writer_queue
         self._reads_pending = 0
         self._lock = threading.Lock()
@@ -155,16 +158,21 @@ class Store:
                 self._reads_pending -= 1
 
     async def ping(self, timeout: float = 1.0) -> bool:  # noqa: ASYNC109 - the shared API
-        """True when the database answers within `timeout` seconds.
+        """True when the database answers within `timeout` seconds, on the ping's own thread and connection
+        (a previous ping still waiting makes this one wait too: a hung database is down).
 
         On SQLite the query reads the schema page, so a file that can no longer be read (locked exclusively
         by another process, corrupted, on a failed disk) counts as down; `SELECT 1` never touches the file.
         """
         query = sa.text("SELECT count(*) >= 0 FROM sqlite_master" if self.dialect == "sqlite" else "SELECT 1")
+        with self._lock:
+            if self._closing:
+                return False
         try:
-            return await self.read(lambda conn: bool(conn.execute(query).scalar()), timeout=timeout)
-        except ResourceExhausted:
-            return True  # the read queue is full of other reads: the database is answering them
+            future = asyncio.get_running_loop().run_in_executor(
+                self._pinger, self._run_read, lambda conn: bool(conn.execute(query).scalar())
+            )
+            return await _within(future, timeout, "store ping")
         except (ServiceError, sa.exc.SQLAlchemyError, OSError):
             return False
 
@@ -188,6 +196,7 @@ class Store:
                 return
         self._writer.join()
         self._readers.shutdown(wait=True)
+        self._pinger.shutdown(wait=True)
         self.engine.dispose()
         with self._lock:
             if not self._closed:
