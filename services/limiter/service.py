@@ -300,9 +300,11 @@ class Limiters:
         batch = self._settings.sweep_batch
         removed = 0
         for _ in range(1000):  # bounded work per run; the next run continues
-            states, leases = await self._store.transaction(lambda conn: sql.sweep(conn, self.clock, batch))
+            states, redated, leases = await self._store.transaction(
+                lambda conn: sql.sweep(conn, self.clock, batch)
+            )
             removed += states + leases
-            if states < batch and leases < batch:
+            if states < batch and redated < batch and leases < batch:
                 break
         if removed:
             level = log.warning if removed > 1000 else log.info

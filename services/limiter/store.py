@@ -184,27 +184,62 @@ class ReleaseHandler:
         return results
 
 
+_GCRA = int(Algorithm.GCRA)
+_SETTINGS_CHANGED = (
+    "(cfg_limit <> {l}.limit_count OR cfg_burst <> {l}.burst OR cfg_period_us <> {l}.period_us)"
+)
+_GCRA_LEVEL = (
+    "CASE WHEN cfg_period_us = {l}.period_us THEN level "
+    "WHEN level / cfg_period_us < {l}.burst THEN level / cfg_period_us * {l}.period_us "
+    "ELSE {l}.burst * {l}.period_us END"
+)
+_GCRA_FULL_AT = (
+    "stamp_us + CASE WHEN ({level}) >= {l}.burst * {l}.period_us THEN 0 "
+    "ELSE ({l}.burst * {l}.period_us - ({level})) / {l}.limit_count END + 1"
+)
+GCRA_FULL_AT = _GCRA_FULL_AT.format(level=_GCRA_LEVEL, l="{l}")
+"""When a GCRA bucket is full again under the limiter's *current* settings, from its stored level, rescaled as
+a decision would (a period change keeps whole tokens, a lowered burst caps them). Rounded 1 µs late rather than
+up (`x / L + 1`, not `(x + L - 1) / L`): the sum could pass 2^63 next to a limit near 2^62."""
+
 _SWEEPABLE = (
-    f"s.expires_us < {{now}} AND (l.algorithm <> {int(Algorithm.GCRA)} "
-    "OR (s.cfg_limit = l.limit_count AND s.cfg_burst = l.burst AND s.cfg_period_us = l.period_us) "
-    "OR s.stamp_us + (l.burst * l.period_us + l.limit_count - 1) / l.limit_count < {now})"
+    f"s.expires_us < {{now}} AND (l.algorithm <> {_GCRA} OR NOT {_SETTINGS_CHANGED.format(l='l')} "
+    f"OR {GCRA_FULL_AT.format(l='l')} <= {{now}})"
 )
 """A key state back to a fresh key's. A GCRA state's `expires_us` (when its bucket is full again) was computed
 under the settings of its last decision: after a lowered limit or a raised burst the bucket refills later, so
-such a row goes only once a bucket emptied at its last decision would be full under the current settings
-(windows keep their expiry: a changed limit does not move a window, a changed period invalidates it)."""
+such a row goes only once it is full under the current settings (windows keep their expiry: a changed limit
+does not move a window, a changed period invalidates it). Unqualified columns are the state row's."""
+
+_REDATABLE = f"s.expires_us < {{now}} AND l.algorithm = {_GCRA} AND {_SETTINGS_CHANGED.format(l='l')}"
+"""GCRA states past their stored expiry that the current settings keep: the sweep moves their expiry to when
+they are full under those settings, so later sweeps (every early sweep near the key bound included) do not
+walk them again and again."""
 
 
-def sweep(conn: sa.Connection, clock: SqlClock, batch: int) -> tuple[int, int]:
-    """Deletes up to `batch` expired key states and `batch` expired leases; the counts deleted.
+def sweep(conn: sa.Connection, clock: SqlClock, batch: int) -> tuple[int, int, int]:
+    """Deletes up to `batch` expired key states and `batch` expired leases, and re-dates up to `batch` GCRA
+    states whose refill the limiter's new settings slowed; the counts deleted and re-dated.
 
-    The outer `expires_us` test is evaluated again on the row being deleted, so a key that a concurrent
-    decision just renewed is kept.
+    The outer conditions are evaluated again on the row being changed (PostgreSQL re-checks them on a row that
+    a concurrent decision updated), so a key that a decision just renewed, or brought to the current settings,
+    is left alone; a re-dated expiry is computed from that row too.
     """
     states = conn.execute(
         clock.text(
             "DELETE FROM limiter_state WHERE (limiter, key) IN (SELECT s.limiter, s.key FROM limiter_state AS s "
             f"JOIN limiters AS l ON l.id = s.limiter WHERE {_SWEEPABLE} LIMIT :batch) AND expires_us < {{now}}"
+        ),
+        {"batch": batch},
+    ).rowcount
+    current = "(SELECT {column} FROM limiters AS c WHERE c.id = limiter_state.limiter)"
+    redated = conn.execute(
+        clock.text(
+            f"UPDATE limiter_state SET expires_us = {current.format(column=GCRA_FULL_AT.format(l='c'))} "
+            "WHERE (limiter, key) IN (SELECT s.limiter, s.key FROM limiter_state AS s "
+            f"JOIN limiters AS l ON l.id = s.limiter WHERE {_REDATABLE} LIMIT :batch) AND expires_us < {{now}} "
+            f"AND EXISTS (SELECT 1 FROM limiters AS c WHERE c.id = limiter_state.limiter "
+            f"AND c.algorithm = {_GCRA} AND {_SETTINGS_CHANGED.format(l='c')})"
         ),
         {"batch": batch},
     ).rowcount
@@ -215,7 +250,7 @@ def sweep(conn: sa.Connection, clock: SqlClock, batch: int) -> tuple[int, int]:
         ),
         {"batch": batch},
     ).rowcount
-    return int(states), int(leases)
+    return int(states), int(redated), int(leases)
 
 
 @dataclass(slots=True)

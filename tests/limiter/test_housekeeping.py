@@ -239,3 +239,50 @@ async def test_sweeper_keeps_a_gcra_key_whose_bucket_refills_slower_since_an_upd
         await eventually(lambda: stored_rows(db_url)[0] == {("slowed", "k")}, within=10)
         check = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/slowed", key="k")])
         assert not (await stub.Check(check)).allowed  # a swept key would have come back as a full bucket
+
+
+def gcra_row(db_url: str, limiter: str, key: str) -> tuple[int, int] | None:
+    """(stamp_us, expires_us) of a key's stored state, or None once it is swept."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT stamp_us, expires_us FROM limiter_state WHERE limiter = :l AND key = :k"),
+                {"l": limiter, "k": key},
+            ).first()
+    finally:
+        engine.dispose()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+async def test_sweeper_redates_then_removes_a_gcra_key_by_its_level_under_the_new_settings(db_url: str) -> None:
+    async with running_service("limiter", db_url, limiter={"sweep_interval_s": 0.1}) as svc:
+        stub = rpc.LimiterServiceStub(svc.channel)
+        await stub.CreateLimiter(
+            pb.CreateLimiterRequest(limiter_id="eased", limiter=pb.Limiter(limit=10, burst=10, period=ms(500)))
+        )
+        check = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/eased", key="k")])
+        assert (await stub.Check(check)).allowed  # 9 of 10 tokens left: full again in 50 ms
+        # Now one token per second: the bucket lacks one token, so it is full one second after its last
+        # decision (an emptied one would take ten).
+        await stub.UpdateLimiter(
+            pb.UpdateLimiterRequest(
+                limiter=pb.Limiter(name="limiters/eased", limit=1, burst=10, period=ms(1000)),
+                update_mask=field_mask_pb2.FieldMask(paths=["limit", "burst", "period"]),
+            )
+        )
+        first = gcra_row(db_url, "eased", "k")
+        assert first is not None
+        stamp_us = first[0]
+
+        def redated_or_gone() -> bool:
+            row = gcra_row(db_url, "eased", "k")
+            return row is None or row[1] > stamp_us + 50_000
+
+        # Past its stored expiry the sweeper moves it to when the current settings fill it (1 µs late)...
+        await eventually(redated_or_gone, within=5)
+        row = gcra_row(db_url, "eased", "k")
+        assert row is None or row == (stamp_us, stamp_us + 1_000_001)
+        # ...and removes it then, well before an emptied bucket's ten seconds.
+        await eventually(lambda: gcra_row(db_url, "eased", "k") is None, within=5)
+        assert (await stub.Check(check)).results[0].remaining == 9  # a fresh, full bucket took one
