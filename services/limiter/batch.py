@@ -69,17 +69,16 @@ class CheckHandler:
         peeks = [(slot, u) for slot, u in simple if u.cost == 0]
         peeks += [((i, j), u) for i in atomic for j, u in enumerate(ops[i].units) if u.cost == 0]
         self._peek(conn, peeks, outcome)
-        results: list[list[Decision] | BaseException] = []
-        for i, op in enumerate(ops):
-            gone = {u.limiter for u in op.units if (u.limiter, u.key) in outcome.missing}
-            if gone:
-                # Atomic ops and dry runs were rolled back whole; the others keep what they consumed.
-                kept = {} if op.atomic or op.dry_run else outcome.decisions
-                decided = {j: kept[(i, j)] for j in range(len(op.units)) if (i, j) in kept}
-                results.append(StaleConfig(gone, decided))
-            else:
-                results.append([outcome.decisions[(i, j)] for j in range(len(op.units))])
-        return results
+        gone = {
+            unit.limiter for op in ops for unit in op.units if (unit.limiter, unit.key) in outcome.missing
+        }
+        if gone:
+            # Raised, not returned: the writer rolls the batch back and runs its ops again one by one, so
+            # the stale op's own transaction rolls back too and it consumed nothing; the check then looks the
+            # definitions up again and runs whole. (Returned, it would commit what its other items consumed,
+            # and a second run, or a NOT_FOUND, would follow a partial write.)
+            raise StaleConfig(gone)
+        return [[outcome.decisions[(i, j)] for j in range(len(op.units))] for i, op in enumerate(ops)]
 
     # ---- counting algorithms and leases, merged ----------------------------------------------------
 

@@ -55,14 +55,12 @@ class Decision(NamedTuple):
 class StaleConfig(Exception):
     """A limiter of the check no longer exists or changed algorithm since it was looked up: look again.
 
-    `decided` holds the op's units (by index) that were decided anyway — and consumed, in an INDEPENDENT
-    check — so that only the others are checked again (never one unit twice).
+    Raised by the batch handler, so the transaction that noticed it rolls back: a stale op consumed nothing.
     """
 
-    def __init__(self, limiters: set[str], decided: dict[int, Decision] | None = None) -> None:
+    def __init__(self, limiters: set[str]) -> None:
         super().__init__(f"limiters changed while checking: {', '.join(sorted(limiters))}")
         self.limiters = limiters
-        self.decided = decided or {}
 
 
 def distribute(algorithm: Algorithm, row: Any, cost: int, n: int, keep_before: bool) -> list[Decision]:

@@ -147,21 +147,17 @@ class Limiters:
             return None if until is None else max(0.0, until - time.monotonic())
 
         ids = list(dict.fromkeys(item.limiter_id for item in items))
-        decided: dict[int, Decision] = {}
         for attempt in range(3):
             configs = await self.configs.get_many(ids, timeout=left())
             self._check_costs(items, configs)
             if not dry_run and any(item.cost > 0 for item in items):
                 self._ctx.resources.check_writes()
-            pending = [i for i in range(len(items)) if i not in decided]
-            units = [_unit(items[i], configs[items[i].limiter_id]) for i in pending]
+            units = [_unit(item, configs[item.limiter_id]) for item in items]
             op = CheckOp(units, atomic=all_or_nothing and len(units) > 1, dry_run=dry_run)
             try:
                 decisions = await self._store.write(self._checker, op, timeout=left(), weight=len(units))
             except StaleConfig as stale:
-                # Items decided (and consumed) despite the stale definitions keep their decisions: only the
-                # others are checked again, so no item ever consumes twice.
-                decided.update((pending[j], decision) for j, decision in stale.decided.items())
+                # Rolled back whole (services.limiter.batch): nothing of this attempt consumed.
                 self.configs.forget(stale.limiters)
                 if attempt == 2:
                     raise Unavailable("limiters kept changing during the check; try again") from stale
@@ -170,9 +166,6 @@ class Limiters:
                 decisions = self._failure_mode(units, configs, failure)
                 if isinstance(failure, StoreTimeout) and not dry_run:
                     self._release_orphans([unit.lease_id for unit in units if unit.lease_id])
-            if decided:
-                decided.update(zip(pending, decisions, strict=True))
-                decisions = [decided[i] for i in range(len(items))]
             return self._settle(items, configs, decisions)
         raise AssertionError("unreachable")
 

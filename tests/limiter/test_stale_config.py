@@ -1,12 +1,21 @@
-"""A definition changed by another replica mid-check: the statement notices, and nothing consumes twice."""
+"""A definition changed by another replica mid-check: the statement notices, the check is rolled back whole and
+runs again (or is NOT_FOUND), and nothing consumes twice."""
 
 from __future__ import annotations
 
-from google.protobuf import field_mask_pb2
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+from envoy.service.ratelimit.v3 import rls_pb2_grpc
+from google.protobuf import duration_pb2, field_mask_pb2
 
 from foundation.limiter.v1 import limiter_pb2 as pb
 from foundation.limiter.v1 import limiter_pb2_grpc as rpc
+from services.limiter.envoy_config import limiter_id_for
 from tests.harness import running_service
+from tests.limiter.test_envoy import CONFIG, request
 
 
 async def test_other_items_are_not_consumed_again_when_one_limiter_changed(db_url: str) -> None:
@@ -36,3 +45,78 @@ async def test_other_items_are_not_consumed_again_when_one_limiter_changed(db_ur
             assert status.remaining == remaining, name
         stats = await first.GetStats(pb.GetStatsRequest(limiter="limiters/steady"))
         assert stats.total.checks == 2
+
+
+DAY = duration_pb2.Duration(seconds=86_400)
+"""A period long enough that no token refills while a test runs."""
+
+
+async def remaining(stub: rpc.LimiterServiceStub, limiter: str, key: str = "k") -> int:
+    status = await stub.GetStatus(pb.GetStatusRequest(limiter=f"limiters/{limiter}", key=key))
+    return status.remaining
+
+
+async def test_a_limiter_deleted_by_another_replica_mid_check_is_not_found_and_nothing_consumed(
+    db_url: str,
+) -> None:
+    async with running_service("limiter", db_url) as one, running_service("limiter", db_url) as two:
+        first, second = rpc.LimiterServiceStub(one.channel), rpc.LimiterServiceStub(two.channel)
+        for name in ("steady", "doomed"):
+            await first.CreateLimiter(
+                pb.CreateLimiterRequest(limiter_id=name, limiter=pb.Limiter(limit=10, period=DAY))
+            )
+        items = [pb.CheckItem(limiter=f"limiters/{name}", key="k") for name in ("steady", "doomed")]
+        independent = pb.CheckRequest(items=items, mode=pb.CheckRequest.MODE_INDEPENDENT)
+        assert (await first.Check(independent)).allowed  # the first replica now caches both
+        await second.DeleteLimiter(pb.DeleteLimiterRequest(name="limiters/doomed"))
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await first.Check(independent)  # its cache still names `doomed`; the statement finds it gone
+        assert raised.value.code() is grpc.StatusCode.NOT_FOUND
+        assert await remaining(first, "steady") == 9  # the refused check changed nothing
+
+
+async def test_checks_batched_beside_a_stale_one_each_consume_once(db_url: str) -> None:
+    async with running_service("limiter", db_url) as one, running_service("limiter", db_url) as two:
+        first, second = rpc.LimiterServiceStub(one.channel), rpc.LimiterServiceStub(two.channel)
+        for name in ("steady", "doomed"):
+            await first.CreateLimiter(
+                pb.CreateLimiterRequest(limiter_id=name, limiter=pb.Limiter(limit=1000, period=DAY))
+            )
+        mixed = pb.CheckRequest(
+            items=[pb.CheckItem(limiter=f"limiters/{name}", key="k") for name in ("steady", "doomed")],
+            mode=pb.CheckRequest.MODE_INDEPENDENT,
+        )
+        assert (await first.Check(mixed)).allowed
+        await second.DeleteLimiter(pb.DeleteLimiterRequest(name="limiters/doomed"))
+        plain = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/steady", key="k")])
+        # Sent together, so the writer gathers them into one batch with the stale check.
+        results = await asyncio.gather(
+            first.Check(mixed), *(first.Check(plain) for _ in range(30)), return_exceptions=True
+        )
+        assert isinstance(results[0], grpc.aio.AioRpcError)
+        assert results[0].code() is grpc.StatusCode.NOT_FOUND
+        assert all(isinstance(r, pb.CheckResponse) and r.allowed for r in results[1:])
+        assert await remaining(first, "steady") == 1000 - 1 - 30
+
+
+async def test_envoy_redefines_a_limiter_deleted_by_another_replica_and_counts_each_descriptor_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "edge.yaml"
+    config.write_text(CONFIG)
+    settings = {"envoy_config": str(config)}
+    async with (
+        running_service("limiter", db_url, limiter=settings) as one,
+        running_service("limiter", db_url, limiter=settings) as two,
+    ):
+        envoy = rls_pb2_grpc.RateLimitServiceStub(one.channel)
+        api = rpc.LimiterServiceStub(two.channel)
+        both = request("edge", [("remote_address", "10.5.5.5")], [("plan", "gold")])
+        doomed = limiter_id_for("edge", [("remote_address", None)])
+        first = await envoy.ShouldRateLimit(both)  # the first replica now caches both limiters
+        assert [s.limit_remaining for s in first.statuses] == [2, 4]
+        await api.DeleteLimiter(pb.DeleteLimiterRequest(name=f"limiters/{doomed}"))
+        again = await envoy.ShouldRateLimit(both)
+        # `remote_address` starts over (its keys went with it); `plan` counted once more, not twice.
+        assert [s.limit_remaining for s in again.statuses] == [2, 3]
+        assert (await api.GetLimiter(pb.GetLimiterRequest(name=f"limiters/{doomed}"))).limiter.limit == 3
