@@ -149,6 +149,12 @@ class Limiters:
         ids = list(dict.fromkeys(item.limiter_id for item in items))
         for attempt in range(3):
             configs = await self.configs.get_many(ids, timeout=left())
+            over = {item.limiter_id for item in items if item.cost > configs[item.limiter_id].capacity}
+            if over:
+                # A cached definition may predate a burst or limit raised on another replica: a cost is
+                # refused only on a definition read now.
+                self.configs.forget(over)
+                configs = await self.configs.get_many(ids, timeout=left())
             self._check_costs(items, configs)
             if not dry_run and any(item.cost > 0 for item in items):
                 self._ctx.resources.check_writes()

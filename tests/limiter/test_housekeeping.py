@@ -255,11 +255,15 @@ def gcra_row(db_url: str, limiter: str, key: str) -> tuple[int, int] | None:
     return None if row is None else (int(row[0]), int(row[1]))
 
 
-async def test_sweeper_redates_then_removes_a_gcra_key_by_its_level_under_the_new_settings(db_url: str) -> None:
+async def test_sweeper_redates_then_removes_a_gcra_key_by_its_level_under_the_new_settings(
+    db_url: str,
+) -> None:
     async with running_service("limiter", db_url, limiter={"sweep_interval_s": 0.1}) as svc:
         stub = rpc.LimiterServiceStub(svc.channel)
         await stub.CreateLimiter(
-            pb.CreateLimiterRequest(limiter_id="eased", limiter=pb.Limiter(limit=10, burst=10, period=ms(500)))
+            pb.CreateLimiterRequest(
+                limiter_id="eased", limiter=pb.Limiter(limit=10, burst=10, period=ms(500))
+            )
         )
         check = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/eased", key="k")])
         assert (await stub.Check(check)).allowed  # 9 of 10 tokens left: full again in 50 ms

@@ -120,3 +120,28 @@ async def test_envoy_redefines_a_limiter_deleted_by_another_replica_and_counts_e
         # `remote_address` starts over (its keys went with it); `plan` counted once more, not twice.
         assert [s.limit_remaining for s in again.statuses] == [2, 3]
         assert (await api.GetLimiter(pb.GetLimiterRequest(name=f"limiters/{doomed}"))).limiter.limit == 3
+
+
+async def test_a_cost_within_a_burst_raised_on_another_replica_is_accepted_at_once(db_url: str) -> None:
+    async with running_service("limiter", db_url) as one, running_service("limiter", db_url) as two:
+        first, second = rpc.LimiterServiceStub(one.channel), rpc.LimiterServiceStub(two.channel)
+        await first.CreateLimiter(
+            pb.CreateLimiterRequest(limiter_id="roomy", limiter=pb.Limiter(limit=5, burst=5, period=DAY))
+        )
+        small = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/roomy", key="k", cost=1)])
+        assert (await first.Check(small)).allowed  # the first replica now caches burst 5
+        await second.UpdateLimiter(
+            pb.UpdateLimiterRequest(
+                limiter=pb.Limiter(name="limiters/roomy", burst=20),
+                update_mask=field_mask_pb2.FieldMask(paths=["burst"]),
+            )
+        )
+        # A new key's bucket holds the new burst; cost 10 is over the cached burst, within the stored one.
+        large = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/roomy", key="new", cost=10)])
+        response = await first.Check(large)
+        assert (response.allowed, response.results[0].remaining) == (True, 10)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:  # beyond the stored burst: refused as before
+            await first.Check(
+                pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/roomy", key="k", cost=21)])
+            )
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
