@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 
 from foundation.limiter.v1 import limiter_pb2 as pb
 from foundation.limiter.v1 import limiter_pb2_grpc as rpc
@@ -11,13 +13,21 @@ from services.limiter.configs import ConfigCache
 from tests.harness import running_service
 
 
-async def test_a_read_landing_after_a_newer_put_keeps_the_newer_definition(db_url: str) -> None:
+@contextlib.asynccontextmanager
+async def cache_beside(
+    db_url: str, limiter_id: str
+) -> AsyncIterator[tuple[rpc.LimiterServiceStub, ConfigCache]]:
+    """A running limiter with one limiter (limit 5) and a second, long-lived cache on its store."""
     async with running_service("limiter", db_url) as svc:
         stub = rpc.LimiterServiceStub(svc.channel)
-        await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id="raced", limiter=pb.Limiter(limit=5)))
+        await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id=limiter_id, limiter=pb.Limiter(limit=5)))
         store = svc.app.context.store
         assert store is not None
-        cache = ConfigCache(store, ttl_s=60)
+        yield stub, ConfigCache(store, ttl_s=60)
+
+
+async def test_a_read_landing_after_a_newer_put_keeps_the_newer_definition(db_url: str) -> None:
+    async with cache_beside(db_url, "raced") as (_, cache):
         stored = (await cache.get_many(["raced"], timeout=5))["raced"]
         cache.forget(["raced"])
         reading = asyncio.create_task(cache.get_many(["raced"], timeout=5))
@@ -29,12 +39,7 @@ async def test_a_read_landing_after_a_newer_put_keeps_the_newer_definition(db_ur
 
 
 async def test_a_read_overlapping_a_forget_is_not_kept(db_url: str) -> None:
-    async with running_service("limiter", db_url) as svc:
-        stub = rpc.LimiterServiceStub(svc.channel)
-        await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id="dropped", limiter=pb.Limiter(limit=5)))
-        store = svc.app.context.store
-        assert store is not None
-        cache = ConfigCache(store, ttl_s=60)
+    async with cache_beside(db_url, "dropped") as (stub, cache):
         reading = asyncio.create_task(cache.get_many(["dropped"], timeout=5))
         await asyncio.sleep(0)  # the read is on the store's thread; its answer waits for this loop
         cache.forget(["dropped"])  # as a DeleteLimiter or a configuration sync of this process would

@@ -27,8 +27,11 @@ MARGIN_S = 1.0
 
 
 @contextlib.contextmanager
-def store_blocked(db_url: str, tables: tuple[str, ...] = ("limiter_state",)) -> Iterator[None]:
-    """Holds locks that make writes (and, for `limiters` on PostgreSQL, reads) of those tables wait."""
+def store_blocked(
+    db_url: str, tables: tuple[str, ...] = ("limiter_state",), *, mode: str = "ACCESS EXCLUSIVE"
+) -> Iterator[None]:
+    """Holds locks that make writes of those tables wait: SQLite, the write lock (reads go on); PostgreSQL,
+    `LOCK TABLE … IN <mode>` (ACCESS EXCLUSIVE makes reads wait too, EXCLUSIVE lets them go on)."""
     if db_url.startswith("sqlite"):
         path = sa.make_url(db_url).database
         assert path is not None
@@ -43,23 +46,7 @@ def store_blocked(db_url: str, tables: tuple[str, ...] = ("limiter_state",)) -> 
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn, conn.begin():
-            conn.execute(sa.text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"))
-            yield
-    finally:
-        engine.dispose()
-
-
-@contextlib.contextmanager
-def writes_blocked(db_url: str, table: str) -> Iterator[None]:
-    """Makes writes of `table` wait while reads go on (SQLite: the write lock; PostgreSQL: EXCLUSIVE mode)."""
-    if db_url.startswith("sqlite"):
-        with store_blocked(db_url):
-            yield
-        return
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn, conn.begin():
-            conn.execute(sa.text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+            conn.execute(sa.text(f"LOCK TABLE {', '.join(tables)} IN {mode} MODE"))
             yield
     finally:
         engine.dispose()
@@ -183,18 +170,23 @@ async def test_the_store_timeout_bounds_the_whole_check_not_each_wait(pg_url: st
         assert took < timeout_s * 1.8, took  # two waits of store_timeout each would take 2×
 
 
+async def create_hour_leases(api: Api, name: str, *, limit: int) -> None:
+    """A FAIL_CLOSED concurrency limiter whose leases last an hour: only a release frees them in a test."""
+    await api.create(
+        name,
+        algorithm=pb.Limiter.ALGORITHM_CONCURRENCY,
+        limit=limit,
+        failure_mode=pb.Limiter.FAILURE_MODE_FAIL_CLOSED,
+        lease_ttl=duration_pb2.Duration(seconds=3600),
+    )
+
+
 async def test_leases_of_a_check_decided_after_its_caller_gave_up_are_freed(db_url: str) -> None:
     # PostgreSQL: the writer's statement waits on the lock (below lock_timeout) and commits its lease after the
     # caller was answered by the failure mode, which names no lease. SQLite: the write never starts.
     async with running_service("limiter", db_url, limiter={"store_timeout_ms": STORE_TIMEOUT_MS}) as svc:
         api = Api(svc, rpc.LimiterServiceStub(svc.channel))
-        await api.create(
-            "held",
-            algorithm=pb.Limiter.ALGORITHM_CONCURRENCY,
-            limit=2,
-            failure_mode=pb.Limiter.FAILURE_MODE_FAIL_CLOSED,
-            lease_ttl=duration_pb2.Duration(seconds=3600),
-        )
+        await create_hour_leases(api, "held", limit=2)
         assert (await api.check("held")).allowed  # one of the two slots, held for the hour
         with store_blocked(db_url):
             answered, _ = await timed_check(api.stub, "held")
@@ -211,13 +203,7 @@ async def test_leases_of_a_check_decided_after_its_caller_gave_up_are_freed(db_u
 async def test_every_lease_of_a_given_up_check_is_freed(db_url: str) -> None:
     async with running_service("limiter", db_url, limiter={"store_timeout_ms": STORE_TIMEOUT_MS}) as svc:
         api = Api(svc, rpc.LimiterServiceStub(svc.channel))
-        await api.create(
-            "slots",
-            algorithm=pb.Limiter.ALGORITHM_CONCURRENCY,
-            limit=1,
-            failure_mode=pb.Limiter.FAILURE_MODE_FAIL_CLOSED,
-            lease_ttl=duration_pb2.Duration(seconds=3600),
-        )
+        await create_hour_leases(api, "slots", limit=1)
         keys = ["a", "b", "c", "d"]
         items = [pb.CheckItem(limiter="limiters/slots", key=key) for key in keys]
         with store_blocked(db_url):
@@ -246,7 +232,7 @@ async def test_stats_wait_for_a_stuck_flush_no_longer_than_the_store_timeout(db_
         api = Api(svc, rpc.LimiterServiceStub(svc.channel))
         await api.create("counted", limit=100, period_ms=3_600_000)
         assert (await api.check("counted")).allowed
-        with writes_blocked(db_url, "limiter_stats"):
+        with store_blocked(db_url, ("limiter_stats",), mode="EXCLUSIVE"):
 
             async def refused_while_flushing() -> bool:
                 try:
@@ -269,6 +255,7 @@ async def test_stats_wait_for_a_stuck_flush_no_longer_than_the_store_timeout(db_
         async def counted_once() -> bool:
             stats = await api.stub.GetStats(pb.GetStatsRequest(limiter="limiters/counted"), timeout=5)
             assert stats.total.checks <= 1
-            return stats.total.checks == 1
+            checks: int = stats.total.checks
+            return checks == 1
 
         await eventually(counted_once, within=10)
