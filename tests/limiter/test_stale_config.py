@@ -53,7 +53,8 @@ DAY = duration_pb2.Duration(seconds=86_400)
 
 async def remaining(stub: rpc.LimiterServiceStub, limiter: str, key: str = "k") -> int:
     status = await stub.GetStatus(pb.GetStatusRequest(limiter=f"limiters/{limiter}", key=key))
-    return status.remaining
+    left: int = status.remaining
+    return left
 
 
 async def test_a_limiter_deleted_by_another_replica_mid_check_is_not_found_and_nothing_consumed(
