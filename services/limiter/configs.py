@@ -27,25 +27,37 @@ class ConfigCache:
         self._store = store
         self._ttl = ttl_s
         self._entries: dict[str, tuple[float, LimiterConfig]] = {}
-        self._forgets = 0
-        """How many times `forget` ran: a read that overlapped one may hold what it dropped."""
+        self._forget_seq = 0
+        self._forgotten_at: dict[str, int] = {}
+        """Per id, the `_forget_seq` of its last forget while reads were in flight: a read that overlapped it
+        may hold what it dropped. Cleared whenever no read is in flight, so it stays small."""
+        self._reads_in_flight = 0
 
-    async def get_many(self, ids: Collection[str], *, timeout: float | None) -> dict[str, LimiterConfig]:  # noqa: ASYNC109
-        """The definitions of `ids`; NotFound for the first unknown one (in iteration order).
+    async def get_many(
+        self,
+        ids: Collection[str],
+        *,
+        timeout: float | None,  # noqa: ASYNC109
+        fresh: Collection[str] = (),
+    ) -> dict[str, LimiterConfig]:
+        """The definitions of `ids`, those in `fresh` read from the store even when cached; NotFound for the
+        first unknown one (in iteration order).
 
-        With the store down, entries past their TTL are still used; unknown ones then raise the store error.
+        With the store down, entries past their TTL (or asked `fresh`) are still used; unknown ones then raise
+        the store error.
         """
         now = time.monotonic()
         found: dict[str, LimiterConfig] = {}
         missing: list[str] = []
         for limiter_id in ids:
             entry = self._entries.get(limiter_id)
-            if entry is not None and now - entry[0] < self._ttl:
+            if entry is not None and now - entry[0] < self._ttl and limiter_id not in fresh:
                 found[limiter_id] = entry[1]
             else:
                 missing.append(limiter_id)
         if missing:
-            asked, forgets = time.monotonic(), self._forgets
+            asked, since = time.monotonic(), self._forget_seq
+            self._reads_in_flight += 1
             try:
                 loaded = await self._store.read(lambda conn: sql.get_limiters(conn, missing), timeout=timeout)
             except (StoreUnavailable, StoreTimeout) as failure:
@@ -59,15 +71,19 @@ class ConfigCache:
             else:
                 # A write of this process (`put`, `forget`) may have landed while the read was in flight:
                 # what it left is at least as new as what the read saw, so the read does not replace it. A
-                # forget leaves nothing to compare with, so after one the read's answers serve this check only.
+                # forget leaves nothing to compare with, so after one the read's answer serves this check only.
                 stamp = time.monotonic()
-                if forgets == self._forgets:
-                    for config in loaded.values():
+                for config in loaded.values():
+                    if self._forgotten_at.get(config.id, 0) <= since:
                         self._remember(stamp, config)
                 for limiter_id in missing:
                     entry = self._entries.get(limiter_id)
                     if limiter_id not in loaded and entry is not None and entry[0] < asked:
                         del self._entries[limiter_id]
+            finally:
+                self._reads_in_flight -= 1
+                if not self._reads_in_flight:
+                    self._forgotten_at.clear()
             found.update(loaded)
         for limiter_id in ids:
             if limiter_id not in found:
@@ -87,6 +103,8 @@ class ConfigCache:
 
     def forget(self, ids: Iterable[str]) -> None:
         """Drops definitions known to be stale."""
-        self._forgets += 1
+        self._forget_seq += 1
         for limiter_id in ids:
             self._entries.pop(limiter_id, None)
+            if self._reads_in_flight:
+                self._forgotten_at[limiter_id] = self._forget_seq

@@ -152,9 +152,8 @@ class Limiters:
             over = {item.limiter_id for item in items if item.cost > configs[item.limiter_id].capacity}
             if over:
                 # A cached definition may predate a burst or limit raised on another replica: a cost is
-                # refused only on a definition read now.
-                self.configs.forget(over)
-                configs = await self.configs.get_many(ids, timeout=left())
+                # refused on a definition read now (or, with the store down, on the cached one).
+                configs = await self.configs.get_many(ids, timeout=left(), fresh=over)
             self._check_costs(items, configs)
             if not dry_run and any(item.cost > 0 for item in items):
                 self._ctx.resources.check_writes()

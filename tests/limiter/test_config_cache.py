@@ -52,3 +52,19 @@ async def test_a_read_overlapping_a_forget_is_not_kept(db_url: str) -> None:
             )
         )
         assert (await cache.get_many(["dropped"], timeout=5))["dropped"].limit == 50
+
+
+async def test_a_forget_of_one_limiter_does_not_stop_reads_of_others_from_being_kept(db_url: str) -> None:
+    async with cache_beside(db_url, "other") as (stub, cache):
+        await stub.CreateLimiter(pb.CreateLimiterRequest(limiter_id="kept", limiter=pb.Limiter(limit=5)))
+        reading = asyncio.create_task(cache.get_many(["kept"], timeout=5))
+        await asyncio.sleep(0)  # the read is on the store's thread; its answer waits for this loop
+        cache.forget(["other"])
+        assert (await reading)["kept"].limit == 5
+        await stub.UpdateLimiter(
+            pb.UpdateLimiterRequest(
+                limiter=pb.Limiter(name="limiters/kept", limit=50), update_mask={"paths": ["limit"]}
+            )
+        )
+        # Kept: the cache (TTL 60 s) answers without reading, so it does not see the change yet.
+        assert (await cache.get_many(["kept"], timeout=5))["kept"].limit == 5

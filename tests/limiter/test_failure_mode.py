@@ -259,3 +259,18 @@ async def test_stats_wait_for_a_stuck_flush_no_longer_than_the_store_timeout(db_
             return checks == 1
 
         await eventually(counted_once, within=10)
+
+
+async def test_a_cost_refused_while_the_store_is_down_leaves_the_failure_mode_in_place(pg_url: str) -> None:
+    # PostgreSQL: `limiters` locked, so even the definitions cannot be read again; the cached one decides.
+    async with running_service("limiter", pg_url, limiter={"store_timeout_ms": STORE_TIMEOUT_MS}) as svc:
+        api = Api(svc, rpc.LimiterServiceStub(svc.channel))
+        await api.create("open", limit=5, period_ms=86_400_000)
+        assert (await api.check("open")).allowed  # cached now
+        too_much = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/open", key="k", cost=6)])
+        with store_blocked(pg_url, ("limiters", "limiter_state")):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await api.stub.Check(too_much, timeout=10)
+            assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            answered, _ = await timed_check(api.stub, "open")
+            assert answered.allowed  # FAIL_OPEN, from the definition the refusal did not drop
