@@ -26,6 +26,7 @@ from services.limiter import leases, reads
 from services.limiter.algorithms import Algorithm, concurrency_view
 from services.limiter.decisions import CheckOp, Decision, StaleConfig, Unit, distribute
 from services.limiter.statements import DECIDERS, SqlClock, dialect_of, report
+from services.runtime.store import RefusedOps
 
 Slot = tuple[int, int]
 """(op index, unit index) of a unit in the batch."""
@@ -69,15 +70,17 @@ class CheckHandler:
         peeks = [(slot, u) for slot, u in simple if u.cost == 0]
         peeks += [((i, j), u) for i in atomic for j, u in enumerate(ops[i].units) if u.cost == 0]
         self._peek(conn, peeks, outcome)
-        gone = {
-            unit.limiter for op in ops for unit in op.units if (unit.limiter, unit.key) in outcome.missing
-        }
-        if gone:
-            # Raised, not returned: the writer rolls the batch back and runs its ops again one by one, so
-            # the stale op's own transaction rolls back too and it consumed nothing; the check then looks the
-            # definitions up again and runs whole. (Returned, it would commit what its other items consumed,
-            # and a second run, or a NOT_FOUND, would follow a partial write.)
-            raise StaleConfig(gone)
+        refused: dict[int, BaseException] = {}
+        for i, op in enumerate(ops):
+            gone = {unit.limiter for unit in op.units if (unit.limiter, unit.key) in outcome.missing}
+            if gone:
+                refused[i] = StaleConfig(gone)
+        if refused:
+            # Not returned as results: the stale ops' units share statements with the others, so only a
+            # rollback undoes what they consumed. The writer rolls the batch back, fails them (each check then
+            # looks its definitions up again and runs whole, or is NOT_FOUND having changed nothing) and runs
+            # the others again without them.
+            raise RefusedOps(refused)
         return [[outcome.decisions[(i, j)] for j in range(len(op.units))] for i, op in enumerate(ops)]
 
     # ---- counting algorithms and leases, merged ----------------------------------------------------

@@ -55,7 +55,8 @@ class Decision(NamedTuple):
 class StaleConfig(Exception):
     """A limiter of the check no longer exists or changed algorithm since it was looked up: look again.
 
-    Raised by the batch handler, so the transaction that noticed it rolls back: a stale op consumed nothing.
+    The batch handler refuses such an op (services.runtime.store.RefusedOps): the transaction that noticed
+    it rolls back, so a stale op consumed nothing.
     """
 
     def __init__(self, limiters: set[str]) -> None:

@@ -73,6 +73,10 @@ class Limiters:
             "Checks answered by their failure mode because the store could not answer in time",
             ["failure_mode"],
         )
+        self._stale = ctx.metrics.counter(
+            "foundation_limiter_stale_definitions_total",
+            "Check attempts rolled back because a limiter was deleted or changed algorithm since it was cached",
+        )
 
     # ---- limiter resources ----------------------------------------------------------------------------
 
@@ -163,6 +167,7 @@ class Limiters:
                 decisions = await self._store.write(self._checker, op, timeout=left(), weight=len(units))
             except StaleConfig as stale:
                 # Rolled back whole (services.limiter.batch): nothing of this attempt consumed.
+                self._stale.inc()
                 self.configs.forget(stale.limiters)
                 if attempt == 2:
                     raise Unavailable("limiters kept changing during the check; try again") from stale

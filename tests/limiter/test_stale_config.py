@@ -74,6 +74,8 @@ async def test_a_limiter_deleted_by_another_replica_mid_check_is_not_found_and_n
             await first.Check(independent)  # its cache still names `doomed`; the statement finds it gone
         assert raised.value.code() is grpc.StatusCode.NOT_FOUND
         assert await remaining(first, "steady") == 9  # the refused check changed nothing
+        registry = one.app.context.metrics.registry
+        assert registry.get_sample_value("foundation_limiter_stale_definitions_total") == 1
 
 
 async def test_checks_batched_beside_a_stale_one_each_consume_once(db_url: str) -> None:

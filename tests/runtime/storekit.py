@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from services.runtime.config import StoreSettings
 from services.runtime.errors import InvalidArgument
-from services.runtime.store import Store
+from services.runtime.store import RefusedOps, Store
 
 test_metadata = sa.MetaData()
 counters = sa.Table(
@@ -55,13 +55,15 @@ class Increment:
     """Adds `by` to `key` and returns each caller its own new value, with duplicate keys merged (DESIGN.md §4).
 
     `by < 0` is refused for that op alone (an exception instance as its result). A batch holding the key
-    `fail_key` raises, which makes the writer re-run the ops one by one.
+    `fail_key` raises, which makes the writer re-run the ops one by one. Ops on `refuse_key` are counted in
+    the statement like the others, then refused (`RefusedOps`): the writer must roll that back.
     """
 
     name = "test.increment"
 
-    def __init__(self, fail_key: str | None = None) -> None:
+    def __init__(self, fail_key: str | None = None, refuse_key: str | None = None) -> None:
         self.fail_key = fail_key
+        self.refuse_key = refuse_key
         self.calls: list[int] = []
 
     def run(self, conn: sa.Connection, ops: Sequence[Op]) -> Sequence[int | BaseException]:
@@ -76,6 +78,13 @@ class Increment:
         if totals:
             after = upsert(conn, totals)
             running = {key: after[key] - totals[key] for key in totals}
+        refused = {
+            i: InvalidArgument.of("key", "refused")
+            for i, (key, _) in enumerate(ops)
+            if key == self.refuse_key
+        }
+        if refused:
+            raise RefusedOps(refused)
         results: list[int | BaseException] = []
         for key, by in ops:
             if by < 0:

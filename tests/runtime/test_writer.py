@@ -56,6 +56,27 @@ async def test_mixed_keys_in_one_batch_keep_arrival_order(store: Store) -> None:
     await held
 
 
+async def test_refused_ops_fail_alone_and_the_batch_runs_again_without_them(store: Store) -> None:
+    blocker, held = await hold_writer(store)
+    handler = Increment(refuse_key="stale")
+    ops = [("a", 1), ("stale", 5), ("a", 2), ("b", 3), ("stale", 1)]
+    writes = [asyncio.ensure_future(store.write(handler, op)) for op in ops]
+    await eventually(lambda: store.stats().queued == len(ops))
+    blocker.release.set()
+    await held
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert [results[i] for i in (0, 2, 3)] == [1, 3, 3]
+    assert all(isinstance(results[i], InvalidArgument) for i in (1, 4))
+    assert handler.calls == [5, 3]  # the batch, then the others again in one run (not one by one)
+
+    def stored(conn: sa.Connection) -> list[int | None]:
+        return [value_of(conn, key) for key in ("a", "b", "stale")]
+
+    values = await store.read(stored)
+    assert values == [3, 3, None]  # nothing of "stale" stayed
+    assert store.stats().isolations == 0
+
+
 async def test_batches_stop_at_max_batch_rows_of_weight(db_url: str) -> None:
     with counters_table(db_url):
         store = open_store(db_url, max_batch_rows=10)

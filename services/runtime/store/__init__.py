@@ -8,7 +8,7 @@ See DESIGN.md §4 (store) for why writes are batched the way they are.
 
 from services.runtime.store.engine import Dialect, safe_url
 from services.runtime.store.errors import StoreTimeout, StoreUnavailable, StoreUrlError
-from services.runtime.store.ops import BatchHandler, HandlerContractError, WriterStats
+from services.runtime.store.ops import BatchHandler, HandlerContractError, RefusedOps, WriterStats
 from services.runtime.store.schema import metadata
 from services.runtime.store.store import Store
 
@@ -16,6 +16,7 @@ __all__ = [
     "BatchHandler",
     "Dialect",
     "HandlerContractError",
+    "RefusedOps",
     "Store",
     "StoreTimeout",
     "StoreUnavailable",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -24,9 +24,21 @@ class BatchHandler(Protocol[OpT_contra, ResT_co]):
 
     def run(self, conn: sa.Connection, ops: Sequence[OpT_contra]) -> Sequence[ResT_co | BaseException]:
         """One result per op, in order; an exception instance fails only that op (its caller gets it raised;
-        the handler must leave that op's changes undone, e.g. with `conn.begin_nested()`). If `run()`
-        raises, the writer retries transient errors and otherwise re-runs each op alone."""
+        the handler must leave that op's changes undone, e.g. with `conn.begin_nested()`). `RefusedOps`
+        fails some ops whose changes the handler cannot undo alone: the batch rolls back and the others run
+        again without them. If `run()` raises anything else, the writer retries transient errors and
+        otherwise re-runs each op alone."""
         ...
+
+
+class RefusedOps(Exception):
+    """Raised by `BatchHandler.run()`: roll the whole transaction back, fail these ops (by their index in
+    the `ops` given to `run()`) with their own errors, and run the batch's other ops again without them,
+    in a new transaction. For ops that cannot stand but whose changes share statements with the others."""
+
+    def __init__(self, errors: Mapping[int, BaseException]) -> None:
+        super().__init__(f"{len(errors)} operation(s) refused by their handler")
+        self.errors = errors
 
 
 class HandlerContractError(RuntimeError):

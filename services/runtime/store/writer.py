@@ -10,7 +10,8 @@ per batch.
 
 Failures: transient ones (deadlock, serialization failure, lock timeout, SQLite busy) roll back and retry
 the batch with jittered backoff; a lost database fails the batch's operations with StoreUnavailable and the
-next batch reconnects; any other exception rolls back and re-runs each operation alone, so only the guilty
+next batch reconnects; a handler's `RefusedOps` rolls back, fails the ops it names and runs the others again
+together without them; any other exception rolls back and re-runs each operation alone, so only the guilty
 one fails. An operation whose caller gave up (timeout, cancellation) before it started is never executed.
 """
 
@@ -40,7 +41,14 @@ from services.runtime.store.errors import (
     is_transient,
     one_line,
 )
-from services.runtime.store.ops import BatchHandler, HandlerContractError, Outcome, Pending, WriterStats
+from services.runtime.store.ops import (
+    BatchHandler,
+    HandlerContractError,
+    Outcome,
+    Pending,
+    RefusedOps,
+    WriterStats,
+)
 
 T = TypeVar("T")
 
@@ -193,6 +201,16 @@ class GroupCommitWriter:
             return
         try:
             outcomes = self._in_transaction(lambda conn: self._run_handlers(conn, live))
+        except _Refused as refused:
+            # Rolled back: the refused ops get their errors, the others run again without them.
+            self._deliver(refused.outcomes)
+            rest = [item for item in live if id(item) not in refused.items]
+            log.info(
+                "store batch run again without operations its handler refused", refused=len(refused.items)
+            )
+            if rest:
+                self._run_batch(rest)
+            return
         except Exception as exc:  # noqa: BLE001 - classified below; each op gets its own error
             if len(live) == 1 or not _is_op_error(exc):
                 self._deliver([(item, None, self._failure(exc)) for item in self._live(live)])
@@ -217,7 +235,10 @@ class GroupCommitWriter:
             groups.setdefault(id(item.handler), (item.handler, []))[1].append(item)
         outcomes: list[Outcome] = []
         for handler, group in groups.values():
-            results = handler.run(conn, [item.op for item in group])
+            try:
+                results = handler.run(conn, [item.op for item in group])
+            except RefusedOps as refused:
+                raise _Refused([(group[i], None, error) for i, error in refused.errors.items()]) from None
             if len(results) != len(group):
                 raise HandlerContractError(
                     f"handler {handler.name!r} returned {len(results)} results for {len(group)} operations"
@@ -240,6 +261,8 @@ class GroupCommitWriter:
 
             try:
                 outcomes.extend(self._in_transaction(alone))
+            except _Refused as refused:
+                outcomes.extend(refused.outcomes)
             except Exception as exc:  # noqa: BLE001 - the op's own failure goes to its caller
                 outcomes.append((item, None, self._failure(exc)))
         return outcomes
@@ -356,6 +379,15 @@ class GroupCommitWriter:
                 loop.call_soon_threadsafe(_resolve, group)
             except RuntimeError:  # the loop is closed: nobody is waiting for these any more
                 log.debug("store writer result for a closed event loop dropped", count=len(group))
+
+
+class _Refused(Exception):
+    """RefusedOps translated to the writer's own items."""
+
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        super().__init__(f"{len(outcomes)} operation(s) refused by their handler")
+        self.outcomes = outcomes
+        self.items = {id(item) for item, _, _ in outcomes}
 
 
 def _is_op_error(exc: BaseException) -> bool:
