@@ -5,6 +5,7 @@ terminated), on a database of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -137,3 +138,67 @@ async def _queue_full(store: Store) -> bool:
     except ResourceExhausted:
         return True
     return False
+
+
+class SilentProxy:
+    """A TCP proxy in front of PostgreSQL that can stop forwarding, without closing anything, either the
+    connections it has (a failover or partition leaves them hanging) or every connection."""
+
+    def __init__(self, port: int = 5432) -> None:
+        self._target = port
+        self._connections: set[object] = set()
+        self._silenced: set[object] = set()
+        self.silent_to_all = False
+        self._server: asyncio.Server | None = None
+        self._pumps: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def silence_existing(self) -> None:
+        self._silenced |= self._connections
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for pump in self._pumps:
+            pump.cancel()
+        await asyncio.gather(*self._pumps, return_exceptions=True)
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self._target)
+        tag = object()
+        self._connections.add(tag)
+        for reader, writer in ((client_r, server_w), (server_r, client_w)):
+            pump = asyncio.ensure_future(self._pump(reader, writer, tag))
+            self._pumps.add(pump)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tag: object) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                if self.silent_to_all or tag in self._silenced:
+                    await asyncio.Event().wait()  # holds the bytes forever, like a vanished peer
+                writer.write(data)
+                await writer.drain()
+
+
+@pytest.mark.pg
+async def test_pings_survive_connections_left_hanging_and_never_block_close(pg_url: str) -> None:
+    proxy = SilentProxy(sa.make_url(pg_url).port or 5432)
+    port = await proxy.start()
+    url = sa.make_url(pg_url).set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    store = await asyncio.to_thread(open_store, url)  # it connects: the proxy runs on this loop
+    try:
+        assert await store.read(lambda c: c.execute(sa.text("SELECT 1")).scalar(), timeout=5) == 1
+        assert await store.ping(timeout=2)
+        proxy.silence_existing()  # the pooled connections now hang; new ones work
+        assert await store.ping(timeout=2)  # on a connection of its own
+        proxy.silent_to_all = True  # nothing answers at all
+        assert [await store.ping(timeout=0.3) for _ in range(2)] == [False, False]
+        proxy.silent_to_all = False  # back; the two pings above still hang on their connections
+        assert await store.ping(timeout=2)
+    finally:
+        await asyncio.wait_for(store.close(), timeout=10)  # the hanging pings' threads do not hold it
+        await proxy.close()

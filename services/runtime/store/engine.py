@@ -8,8 +8,9 @@ file) then queue on `busy_timeout` instead of failing with SQLITE_BUSY when a re
 Every connection runs WAL (readers never block the writer) with `synchronous=NORMAL` (durable across
 process crashes; a power cut may lose the last commits, not corrupt the file).
 
-PostgreSQL goes through psycopg 3 with `statement_timeout` and `lock_timeout` set per session and
-`pool_pre_ping`, so a connection broken by a server restart is replaced at the next checkout.
+PostgreSQL goes through psycopg 3 with `statement_timeout` and `lock_timeout` set per session, TCP keepalives
+and `tcp_user_timeout` (a vanished peer fails the call), and `pool_pre_ping`, so a connection broken by a
+server restart is replaced at the next checkout.
 """
 
 from __future__ import annotations
@@ -69,18 +70,21 @@ def safe_url(url: str | sa.URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def create_engine(url: str, settings: StoreSettings) -> tuple[sa.Engine, Dialect]:
-    """An engine for `url` with the connection set-up described in the module docstring.
+def create_engine(url: str, settings: StoreSettings, *, pooled: bool = True) -> tuple[sa.Engine, Dialect]:
+    """An engine for `url` with the connection set-up described in the module docstring; `pooled=False`
+    opens a new connection for every checkout (the health ping: never one a vanished peer left hanging).
 
     Creates a SQLite file's directory. Does not connect.
     """
     parsed, dialect = parse_url(url)
     pool: dict[str, Any] = {
-        "pool_size": settings.read_threads + 2 + _POOL_SPARE,  # + the writer and the health ping
+        "pool_size": settings.read_threads + 1 + _POOL_SPARE,  # + the writer
         "max_overflow": _POOL_SPARE,
         "pool_timeout": max(1.0, settings.statement_timeout_ms / 1000),
         "pool_pre_ping": True,
     }
+    if not pooled:
+        pool = {"poolclass": sa.pool.NullPool}
     if dialect == "sqlite":
         Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, **pool)
@@ -96,6 +100,18 @@ def create_engine(url: str, settings: StoreSettings) -> tuple[sa.Engine, Dialect
         timeout = settings.statement_timeout_ms
         lock_timeout = max(1, timeout // 2)
         connect_args["options"] = f"-c statement_timeout={timeout} -c lock_timeout={lock_timeout}"
+    # A peer that vanished (partition, failover) is noticed by the socket, not only by a server-side timeout
+    # that can no longer be delivered: keepalives find an idle connection dead in about 20 s, and sent data
+    # left unacknowledged fails the call after the statement timeout plus a margin.
+    for name, value in (
+        ("keepalives", 1),
+        ("keepalives_idle", 10),
+        ("keepalives_interval", 5),
+        ("keepalives_count", 2),
+        ("tcp_user_timeout", settings.statement_timeout_ms + 5000),
+    ):
+        if name not in parsed.query:
+            connect_args[name] = value
     return sa.create_engine(parsed, connect_args=connect_args, **pool), dialect
 
 

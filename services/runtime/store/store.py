@@ -8,6 +8,7 @@ connections. Nothing here blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,9 @@ OpT = TypeVar("OpT")
 ResT = TypeVar("ResT")
 T = TypeVar("T")
 
+MAX_PINGS = 3
+"""Pings that may wait at once: beyond that, earlier ones are stuck and the database counts as down."""
+
 log = structlog.get_logger(__name__)
 
 
@@ -57,9 +61,10 @@ class Store:
         self._clock = BatchClock() if dialect == "sqlite" else None
         self._writer = GroupCommitWriter(engine, settings, self._clock)
         self._readers = ThreadPoolExecutor(settings.read_threads, thread_name_prefix="foundation-store-read")
-        # Pings have a thread of their own: reads stuck behind a lock (or a hung database) must not make the
-        # health probe's answer depend on the read queue.
-        self._pinger = ThreadPoolExecutor(1, thread_name_prefix="foundation-store-ping")
+        self._pings_running = 0
+        # PostgreSQL pings open a connection each (a few ms every few seconds): a pooled one that a vanished
+        # peer left hanging would keep failing them after the database is back. SQLite has no such peer.
+        self._ping_engine = engine if dialect == "sqlite" else create_engine(url, settings, pooled=False)[0]
         self._read_bound = settings.writer_queue
         self._reads_pending = 0
         self._lock = threading.Lock()
@@ -158,21 +163,40 @@ class Store:
                 self._reads_pending -= 1
 
     async def ping(self, timeout: float = 1.0) -> bool:  # noqa: ASYNC109 - the shared API
-        """True when the database answers within `timeout` seconds, on the ping's own thread and connection
-        (a previous ping still waiting makes this one wait too: a hung database is down).
+        """True when the database answers within `timeout` seconds.
 
-        On SQLite the query reads the schema page, so a file that can no longer be read (locked exclusively
-        by another process, corrupted, on a failed disk) counts as down; `SELECT 1` never touches the file.
+        Each ping runs on a thread of its own (a daemon: one stuck on a dead connection neither blocks close
+        nor the next ping) and, on PostgreSQL, on a new connection, not on the read pool, whose queue reads
+        stuck behind a lock can fill. While `MAX_PINGS` are still waiting, the database counts as down
+        without starting another. On SQLite the query reads the schema page, so a file that can no longer
+        be read (locked exclusively by another process, corrupted, on a failed disk) counts as down;
+        `SELECT 1` never touches the file.
         """
         query = sa.text("SELECT count(*) >= 0 FROM sqlite_master" if self.dialect == "sqlite" else "SELECT 1")
         with self._lock:
-            if self._closing:
+            if self._closing or self._pings_running >= MAX_PINGS:
                 return False
+            self._pings_running += 1
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
+
+        def run() -> None:
+            try:
+                outcome: tuple[bool, BaseException | None] = (
+                    self._run_read(lambda conn: bool(conn.execute(query).scalar()), self._ping_engine),
+                    None,
+                )
+            except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting ping
+                outcome = (False, exc)
+            finally:
+                with self._lock:
+                    self._pings_running -= 1
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle_ping, answer, outcome)
+
+        threading.Thread(target=run, name="foundation-store-ping", daemon=True).start()
         try:
-            future = asyncio.get_running_loop().run_in_executor(
-                self._pinger, self._run_read, lambda conn: bool(conn.execute(query).scalar())
-            )
-            return await _within(future, timeout, "store ping")
+            return await _within(answer, timeout, "store ping")
         except (ServiceError, sa.exc.SQLAlchemyError, OSError):
             return False
 
@@ -196,16 +220,17 @@ class Store:
                 return
         self._writer.join()
         self._readers.shutdown(wait=True)
-        self._pinger.shutdown(wait=True)
         self.engine.dispose()
+        if self._ping_engine is not self.engine:
+            self._ping_engine.dispose()
         with self._lock:
             if not self._closed:
                 self._closed = True
                 log.info("store closed", url=self.safe_url, **_stats_fields(self._writer.stats()))
 
-    def _run_read(self, fn: Callable[[sa.Connection], T]) -> T:
+    def _run_read(self, fn: Callable[[sa.Connection], T], engine: sa.Engine | None = None) -> T:
         try:
-            conn = self.engine.connect()
+            conn = (engine or self.engine).connect()
         except Exception as exc:  # any failure to connect means the store is down
             raise StoreUnavailable(f"cannot connect to {self.safe_url}: {one_line(exc)}") from exc
         try:
@@ -259,6 +284,16 @@ async def _within(awaitable: Awaitable[T], seconds: float | None, what: str) -> 
         if scope.expired():
             raise StoreTimeout(f"{what} did not finish within {seconds:g} s") from None
         raise
+
+
+def _settle_ping(answer: asyncio.Future[bool], outcome: tuple[bool, BaseException | None]) -> None:
+    if answer.done():  # timed out already
+        return
+    value, error = outcome
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(value)
 
 
 def _stats_fields(stats: WriterStats) -> dict[str, Any]:
