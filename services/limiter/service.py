@@ -284,7 +284,9 @@ class Limiters:
     async def read_stats(self, limiter_id: str | None) -> list[tuple[str, Counts, int]]:
         """Counters (stored + unflushed) and live keys per limiter, in id order."""
         stored, pending = await self.stats.read_with_pending(
-            lambda: self._store.read(lambda conn: sql.read_stats(conn, self.clock, limiter_id)),
+            lambda left: self._store.read(
+                lambda conn: sql.read_stats(conn, self.clock, limiter_id), timeout=left
+            ),
             timeout=deadlines.bounded(self._settings.store_timeout_ms / 1000),
         )
         if limiter_id is not None and limiter_id not in stored:

@@ -8,6 +8,7 @@ denials cannot become a flood of events.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -62,14 +63,17 @@ class StatsBook:
 
     async def read_with_pending(
         self,
-        read: Callable[[], Awaitable[T]],
+        read: Callable[[float | None], Awaitable[T]],
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - bounds the wait for a flush, then the read
+        timeout: float | None = None,  # noqa: ASYNC109 - bounds the wait for a flush and the read together
     ) -> tuple[T, dict[str, Counts]]:
-        """The stored counters `read` returns and a copy of those not flushed yet, with no flush between.
+        """The stored counters `read(seconds_left)` returns and a copy of those not flushed yet, with no flush
+        between.
 
         A flush the store is slow to commit (a locked table) is waited for at most `timeout` seconds, then
-        the read is UNAVAILABLE: counters it could not place exactly are never shown twice or not at all."""
+        the read is UNAVAILABLE: counters it could not place exactly are never shown twice or not at all. The
+        read gets what is left of `timeout`, so the lock is never held past it."""
+        until = None if timeout is None else time.monotonic() + timeout
         try:
             async with asyncio.timeout(timeout):
                 await self._flushing.acquire()
@@ -80,7 +84,7 @@ class StatsBook:
                 reason="STATS_FLUSH_IN_PROGRESS",
             ) from None
         try:
-            stored = await read()
+            stored = await read(None if until is None else max(0.0, until - time.monotonic()))
             pending = {
                 limiter: Counts(c.checks, c.allowed, c.denied, c.shadow_denied)
                 for limiter, c in self._pending.items()

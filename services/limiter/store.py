@@ -211,9 +211,12 @@ under the settings of its last decision: after a lowered limit or a raised burst
 such a row goes only once it is full under the current settings (windows keep their expiry: a changed limit
 does not move a window, a changed period invalidates it). Unqualified columns are the state row's."""
 
-_REDATABLE = f"s.expires_us < {{now}} AND l.algorithm = {_GCRA} AND {_SETTINGS_CHANGED.format(l='l')}"
-"""GCRA states past their stored expiry that the current settings keep: the sweep moves their expiry to when
-they are full under those settings, so later sweeps (every early sweep near the key bound included) do not
+_REDATABLE = (
+    f"s.expires_us < {{now}} AND l.algorithm = {_GCRA} AND {_SETTINGS_CHANGED.format(l='l')} "
+    f"AND {GCRA_FULL_AT.format(l='l')} > {{now}}"
+)
+"""GCRA states past their stored expiry that the current settings keep (not full yet; full ones are the
+DELETE's, whatever its LIMIT left): the sweep moves their expiry to when they are full under those settings, so later sweeps (every early sweep near the key bound included) do not
 walk them again and again."""
 
 

@@ -262,31 +262,31 @@ async def test_sweeper_redates_then_removes_a_gcra_key_by_its_level_under_the_ne
         stub = rpc.LimiterServiceStub(svc.channel)
         await stub.CreateLimiter(
             pb.CreateLimiterRequest(
-                limiter_id="eased", limiter=pb.Limiter(limit=10, burst=10, period=ms(500))
+                limiter_id="eased", limiter=pb.Limiter(limit=10, burst=10, period=ms(10_000))
             )
         )
         check = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/eased", key="k")])
-        assert (await stub.Check(check)).allowed  # 9 of 10 tokens left: full again in 50 ms
-        # Now one token per second: the bucket lacks one token, so it is full one second after its last
-        # decision (an emptied one would take ten).
+        assert (await stub.Check(check)).allowed  # 9 of 10 tokens left: full again in 1 s
+        # Now one token per 2 s: the bucket lacks one token, so it is full 2 s after its last decision (an
+        # emptied one would take 20).
         await stub.UpdateLimiter(
             pb.UpdateLimiterRequest(
-                limiter=pb.Limiter(name="limiters/eased", limit=1, burst=10, period=ms(1000)),
+                limiter=pb.Limiter(name="limiters/eased", limit=1, burst=10, period=ms(2_000)),
                 update_mask=field_mask_pb2.FieldMask(paths=["limit", "burst", "period"]),
             )
         )
         first = gcra_row(db_url, "eased", "k")
-        assert first is not None
+        assert first is not None  # its stored expiry (1 s) has not passed
         stamp_us = first[0]
 
         def redated_or_gone() -> bool:
             row = gcra_row(db_url, "eased", "k")
-            return row is None or row[1] > stamp_us + 50_000
+            return row is None or row[1] > stamp_us + 1_000_000
 
         # Past its stored expiry the sweeper moves it to when the current settings fill it (1 µs late)...
-        await eventually(redated_or_gone, within=5)
+        await eventually(redated_or_gone, within=10)
         row = gcra_row(db_url, "eased", "k")
-        assert row is None or row == (stamp_us, stamp_us + 1_000_001)
-        # ...and removes it then, well before an emptied bucket's ten seconds.
-        await eventually(lambda: gcra_row(db_url, "eased", "k") is None, within=5)
+        assert row is None or row == (stamp_us, stamp_us + 2_000_001)
+        # ...and removes it then, well before an emptied bucket's twenty seconds.
+        await eventually(lambda: gcra_row(db_url, "eased", "k") is None, within=10)
         assert (await stub.Check(check)).results[0].remaining == 9  # a fresh, full bucket took one
