@@ -90,6 +90,10 @@ class ConfigCache:
                 raise NotFound(RESOURCE_TYPE, f"limiters/{limiter_id}")
         return found
 
+    def read_before(self, ids: Iterable[str], moment: float) -> set[str]:
+        """Those of `ids` whose known definition was read (or written) before `moment` (time.monotonic())."""
+        return {i for i in ids if (entry := self._entries.get(i)) is None or entry[0] < moment}
+
     def put(self, config: LimiterConfig) -> None:
         """Remembers a definition this process just wrote."""
         self._remember(time.monotonic(), config)

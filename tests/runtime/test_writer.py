@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 import sqlalchemy as sa
 
 from services.runtime.errors import InvalidArgument, ResourceExhausted
-from services.runtime.store import Store, StoreTimeout, StoreUnavailable
+from services.runtime.store import HandlerContractError, RefusedOps, Store, StoreTimeout, StoreUnavailable
 from tests.harness import eventually
 from tests.runtime.storekit import Blocker, Increment, counters, counters_table, open_store, value_of
 
@@ -75,6 +75,29 @@ async def test_refused_ops_fail_alone_and_the_batch_runs_again_without_them(stor
     values = await store.read(stored)
     assert values == [3, 3, None]  # nothing of "stale" stayed
     assert store.stats().isolations == 0
+
+
+class RefusesBadly:
+    """A handler whose RefusedOps names no op, or one it was not given: a contract error, never a hang."""
+
+    name = "test.refuses_badly"
+
+    def __init__(self, errors: dict[int, BaseException]) -> None:
+        self.errors = errors
+
+    def run(self, conn: sa.Connection, ops: Sequence[object]) -> Sequence[object]:
+        raise RefusedOps(self.errors)
+
+
+@pytest.mark.parametrize("errors", [{}, {7: ValueError("not one of the ops")}], ids=["none", "out-of-range"])
+async def test_a_refusal_naming_no_given_op_fails_as_a_contract_error(
+    store: Store, errors: dict[int, BaseException]
+) -> None:
+    handler = RefusesBadly(errors)
+    results = await asyncio.gather(
+        *(store.write(handler, i, timeout=10) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, HandlerContractError) for r in results), results
 
 
 async def test_batches_stop_at_max_batch_rows_of_weight(db_url: str) -> None:

@@ -92,7 +92,7 @@ def create_engine(url: str, settings: StoreSettings, *, pooled: bool = True) -> 
         return engine, dialect
     connect_args: dict[str, Any] = {"application_name": "foundation"}
     if "connect_timeout" not in parsed.query:
-        connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
+        connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S if pooled else 2  # libpq's minimum
     if "options" not in parsed.query:
         # lock_timeout below statement_timeout (at or above it would never fire): a long wait for a row
         # lock held by another replica ends as lock_not_available, which the writer retries, while
@@ -101,14 +101,16 @@ def create_engine(url: str, settings: StoreSettings, *, pooled: bool = True) -> 
         lock_timeout = max(1, timeout // 2)
         connect_args["options"] = f"-c statement_timeout={timeout} -c lock_timeout={lock_timeout}"
     # A peer that vanished (partition, failover) is noticed by the socket, not only by a server-side timeout
-    # that can no longer be delivered: keepalives find an idle connection dead in about 20 s, and sent data
-    # left unacknowledged fails the call after the statement timeout plus a margin.
+    # that can no longer be delivered: keepalive probes start after 10 s idle, and once data or a probe stays
+    # unacknowledged for `tcp_user_timeout` (Linux: this replaces the probe count) the call fails. Pings
+    # (unpooled) give up sooner, so a ping left hanging by a heal frees its place within a few seconds.
+    user_timeout_ms = 3000 if not pooled else settings.statement_timeout_ms + 5000
     for name, value in (
         ("keepalives", 1),
         ("keepalives_idle", 10),
         ("keepalives_interval", 5),
         ("keepalives_count", 2),
-        ("tcp_user_timeout", settings.statement_timeout_ms + 5000),
+        ("tcp_user_timeout", user_timeout_ms),
     ):
         if name not in parsed.query:
             connect_args[name] = value

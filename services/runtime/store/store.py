@@ -194,7 +194,12 @@ class Store:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
                 loop.call_soon_threadsafe(_settle_ping, answer, outcome)
 
-        threading.Thread(target=run, name="foundation-store-ping", daemon=True).start()
+        try:
+            threading.Thread(target=run, name="foundation-store-ping", daemon=True).start()
+        except RuntimeError:  # no thread to be had (the process is at its limit): no answer, so down
+            with self._lock:
+                self._pings_running -= 1
+            return False
         try:
             return await _within(answer, timeout, "store ping")
         except (ServiceError, sa.exc.SQLAlchemyError, OSError):

@@ -18,6 +18,7 @@ one fails. An operation whose caller gave up (timeout, cancellation) before it s
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import threading
 import time
@@ -195,36 +196,34 @@ class GroupCommitWriter:
             seen = now_queued
 
     def _run_batch(self, items: list[Pending]) -> None:
-        started = time.perf_counter()
-        live = self._live(items)
-        if not live:
-            return
-        try:
-            outcomes = self._in_transaction(lambda conn: self._run_handlers(conn, live))
-        except _Refused as refused:
-            # Rolled back: the refused ops get their errors, the others run again without them.
-            self._deliver(refused.outcomes)
-            rest = [item for item in live if id(item) not in refused.items]
-            log.info(
-                "store batch run again without operations its handler refused", refused=len(refused.items)
-            )
-            if rest:
-                self._run_batch(rest)
-            return
-        except Exception as exc:  # noqa: BLE001 - classified below; each op gets its own error
-            if len(live) == 1 or not _is_op_error(exc):
-                self._deliver([(item, None, self._failure(exc)) for item in self._live(live)])
+        while True:  # again without the ops a handler refused (each round has fewer)
+            started = time.perf_counter()
+            live = self._live(items)
+            if not live:
                 return
-            log.warning("store batch failed; re-running its operations one by one", error=one_line(exc))
-            self._isolations += 1
-            outcomes = self._isolate(live)
-        else:
-            self._batches += 1
-            self._batched_ops += len(outcomes)
-            self._largest = max(self._largest, len(outcomes))
-        elapsed = time.perf_counter() - started
-        self._seconds_per_op = 0.8 * self._seconds_per_op + 0.2 * elapsed / max(1, len(outcomes))
-        self._deliver(outcomes)
+            try:
+                outcomes = self._in_transaction(functools.partial(self._run_handlers, items=live))
+            except _Refused as refused:
+                # Rolled back: the refused ops get their errors, the others run again without them.
+                self._deliver(refused.outcomes)
+                items = [item for item in live if id(item) not in refused.items]
+                log.info("store batch run again without ops its handler refused", refused=len(refused.items))
+                continue
+            except Exception as exc:  # noqa: BLE001 - classified below; each op gets its own error
+                if len(live) == 1 or not _is_op_error(exc):
+                    self._deliver([(item, None, self._failure(exc)) for item in self._live(live)])
+                    return
+                log.warning("store batch failed; re-running its operations one by one", error=one_line(exc))
+                self._isolations += 1
+                outcomes = self._isolate(live)
+            else:
+                self._batches += 1
+                self._batched_ops += len(outcomes)
+                self._largest = max(self._largest, len(outcomes))
+            elapsed = time.perf_counter() - started
+            self._seconds_per_op = 0.8 * self._seconds_per_op + 0.2 * elapsed / max(1, len(outcomes))
+            self._deliver(outcomes)
+            return
 
     def _run_handlers(self, conn: sa.Connection, items: list[Pending]) -> list[Outcome]:
         # Ops abandoned while a previous attempt ran must not run on the retry either.
@@ -238,6 +237,10 @@ class GroupCommitWriter:
             try:
                 results = handler.run(conn, [item.op for item in group])
             except RefusedOps as refused:
+                if not refused.errors or not all(0 <= i < len(group) for i in refused.errors):
+                    raise HandlerContractError(
+                        f"handler {handler.name!r} refused {sorted(refused.errors)} of {len(group)} operations"
+                    ) from None
                 raise _Refused([(group[i], None, error) for i, error in refused.errors.items()]) from None
             if len(results) != len(group):
                 raise HandlerContractError(
