@@ -100,6 +100,9 @@ async def test_checks_batched_beside_a_stale_one_each_consume_once(db_url: str) 
         assert results[0].code() is grpc.StatusCode.NOT_FOUND
         assert all(isinstance(r, pb.CheckResponse) and r.allowed for r in results[1:])
         assert await remaining(first, "steady") == 1000 - 1 - 30
+        store = one.app.context.store
+        assert store is not None
+        assert store.stats().isolations == 0  # refused, not run op by op
 
 
 async def test_envoy_redefines_a_limiter_deleted_by_another_replica_and_counts_each_descriptor_once(
