@@ -305,7 +305,7 @@ def _atomic_units(index: int, op: CheckOp) -> tuple[list[tuple[Slot, Unit]], dic
         elif pair in merged:
             position = merged[pair]
             slot, row = units[position]
-            summed = Unit(row.limiter, row.key, row.cost + unit.cost, row.algorithm, row.shadow)
+            summed = row._replace(cost=row.cost + unit.cost)
             units[position] = (slot, summed)
         else:
             slot = (index, len(op.units) + len(merged))

@@ -155,11 +155,12 @@ class Limiters:
             asked = time.monotonic()
             configs = await self.configs.get_many(ids, timeout=left())
             over = {item.limiter_id for item in items if item.cost > configs[item.limiter_id].capacity}
-            if cached := self.configs.read_before(over, asked):
-                # A cached definition may predate a burst or limit raised on another replica: a cost is
-                # refused on a definition read now (or, with the store down, on the cached one).
-                configs = await self.configs.get_many(ids, timeout=left(), fresh=cached)
-            self._check_costs(items, configs)
+            if over:
+                if cached := self.configs.read_before(over, asked):
+                    # A cached definition may predate a burst or limit raised on another replica: a cost is
+                    # refused on a definition read now (or, with the store down, on the cached one).
+                    configs = await self.configs.get_many(ids, timeout=left(), fresh=cached)
+                self._check_costs(items, configs)
             if not dry_run and any(item.cost > 0 for item in items):
                 self._ctx.resources.check_writes()
             units = [_unit(item, configs[item.limiter_id]) for item in items]

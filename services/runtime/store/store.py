@@ -8,6 +8,7 @@ connections. Nothing here blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import time
@@ -177,22 +178,21 @@ class Store:
             if self._closing or self._pings_running >= MAX_PINGS:
                 return False
             self._pings_running += 1
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[bool] = loop.create_future()
+        answer: concurrent.futures.Future[bool] = concurrent.futures.Future()
 
         def run() -> None:
+            # The answer is cancelled when the ping times out first: then nobody wants it.
             try:
-                outcome: tuple[bool, BaseException | None] = (
-                    self._run_read(lambda conn: bool(conn.execute(query).scalar()), self._ping_engine),
-                    None,
-                )
+                value = self._run_read(lambda conn: bool(conn.execute(query).scalar()), self._ping_engine)
             except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting ping
-                outcome = (False, exc)
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    answer.set_exception(exc)
+            else:
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    answer.set_result(value)
             finally:
                 with self._lock:
                     self._pings_running -= 1
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
-                loop.call_soon_threadsafe(_settle_ping, answer, outcome)
 
         try:
             threading.Thread(target=run, name="foundation-store-ping", daemon=True).start()
@@ -201,7 +201,7 @@ class Store:
                 self._pings_running -= 1
             return False
         try:
-            return await _within(answer, timeout, "store ping")
+            return await _within(asyncio.wrap_future(answer), timeout, "store ping")
         except (ServiceError, sa.exc.SQLAlchemyError, OSError):
             return False
 
@@ -289,16 +289,6 @@ async def _within(awaitable: Awaitable[T], seconds: float | None, what: str) -> 
         if scope.expired():
             raise StoreTimeout(f"{what} did not finish within {seconds:g} s") from None
         raise
-
-
-def _settle_ping(answer: asyncio.Future[bool], outcome: tuple[bool, BaseException | None]) -> None:
-    if answer.done():  # timed out already
-        return
-    value, error = outcome
-    if error is not None:
-        answer.set_exception(error)
-    else:
-        answer.set_result(value)
 
 
 def _stats_fields(stats: WriterStats) -> dict[str, Any]:
