@@ -109,6 +109,15 @@ class StoreSettings(_Section):
     batch_target: int = Field(default=64, ge=1, description="stop waiting once this many are queued")
     statement_timeout_ms: int = Field(default=5000, ge=1, description="PG statement_timeout / SQLite busy")
     read_threads: int = Field(default=4, ge=1, description="threads (and connections) for reads")
+    sqlite_cache_mib: int = Field(
+        default=16, ge=1, description="SQLite page cache per connection (grows only as pages are read)"
+    )
+    sqlite_checkpoint_ms: int = Field(
+        default=100,
+        ge=0,
+        description="SQLite: WAL checkpoints run on a thread of their own, at most this often; 0 leaves "
+        "them to the committing writer (SQLite's default, every 1,000 pages)",
+    )
     migrate_on_start: bool = True
 
 

@@ -6,7 +6,9 @@ starts where SQLAlchemy says it does. Connections opened for writing carry the e
 `foundation_sqlite_begin="IMMEDIATE"` and take the write lock at BEGIN: two writers (two processes on one
 file) then queue on `busy_timeout` instead of failing with SQLITE_BUSY when a read lock cannot be upgraded.
 Every connection runs WAL (readers never block the writer) with `synchronous=NORMAL` (durable across
-process crashes; a power cut may lose the last commits, not corrupt the file).
+process crashes; a power cut may lose the last commits, not corrupt the file), a page cache of
+`sqlite_cache_mib`, and checkpoints left to a thread of their own (services.runtime.store.checkpoint) unless
+`sqlite_checkpoint_ms` is 0.
 
 PostgreSQL goes through psycopg 3 with `statement_timeout` and `lock_timeout` set per session, TCP keepalives
 and `tcp_user_timeout` (a vanished peer fails the call), and `pool_pre_ping`, so a connection broken by a
@@ -23,6 +25,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from services.runtime.config import StoreSettings
+from services.runtime.store.checkpoint import WAL_BACKSTOP_PAGES
 from services.runtime.store.errors import StoreUrlError
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -32,8 +35,9 @@ SQLITE_BEGIN_OPTION = "foundation_sqlite_begin"
 
 _SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
 _PG_CONNECT_TIMEOUT_S = 5
-_POOL_SPARE = 2
-_WAL_RETRY_S = 0.01  # connections beyond the readers and the writer: migrations, ad-hoc checks
+_POOL_SPARE = 2  # connections beyond the readers, the writer and the checkpointer: migrations, ad-hoc checks
+_WAL_RETRY_S = 0.01
+_SQLITE_AUTOCHECKPOINT = 1000  # SQLite's default
 
 
 def parse_url(url: str) -> tuple[sa.URL, Dialect]:
@@ -78,7 +82,7 @@ def create_engine(url: str, settings: StoreSettings, *, pooled: bool = True) -> 
     """
     parsed, dialect = parse_url(url)
     pool: dict[str, Any] = {
-        "pool_size": settings.read_threads + 1 + _POOL_SPARE,  # + the writer
+        "pool_size": settings.read_threads + 2 + _POOL_SPARE,  # + the writer and the WAL checkpointer
         "max_overflow": _POOL_SPARE,
         "pool_timeout": max(1.0, settings.statement_timeout_ms / 1000),
         "pool_pre_ping": True,
@@ -88,7 +92,14 @@ def create_engine(url: str, settings: StoreSettings, *, pooled: bool = True) -> 
     if dialect == "sqlite":
         Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, **pool)
-        _install_sqlite_hooks(engine, busy_timeout_ms=settings.statement_timeout_ms)
+        _install_sqlite_hooks(
+            engine,
+            busy_timeout_ms=settings.statement_timeout_ms,
+            cache_kib=settings.sqlite_cache_mib * 1024,
+            autocheckpoint_pages=WAL_BACKSTOP_PAGES
+            if settings.sqlite_checkpoint_ms
+            else _SQLITE_AUTOCHECKPOINT,
+        )
         return engine, dialect
     connect_args: dict[str, Any] = {"application_name": "foundation"}
     if "connect_timeout" not in parsed.query:
@@ -117,7 +128,9 @@ def create_engine(url: str, settings: StoreSettings, *, pooled: bool = True) -> 
     return sa.create_engine(parsed, connect_args=connect_args, **pool), dialect
 
 
-def _install_sqlite_hooks(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
+def _install_sqlite_hooks(
+    engine: sa.Engine, *, busy_timeout_ms: int, cache_kib: int, autocheckpoint_pages: int
+) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Hand transaction control to SQLAlchemy's `begin` event below (sqlite3's legacy mode would
@@ -129,6 +142,8 @@ def _install_sqlite_hooks(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
             _enable_wal(cursor, deadline=time.monotonic() + busy_timeout_ms / 1000)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA cache_size = -{int(cache_kib)}")  # negative: KiB, not pages
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint_pages)}")
         finally:
             cursor.close()
 

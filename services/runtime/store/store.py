@@ -21,6 +21,7 @@ import structlog
 
 from services.runtime.config import StoreSettings
 from services.runtime.errors import ResourceExhausted, ServiceError
+from services.runtime.store.checkpoint import WalCheckpointer
 from services.runtime.store.clock import BatchClock, postgres_now_us
 from services.runtime.store.engine import Dialect, create_engine, safe_url
 from services.runtime.store.errors import (
@@ -60,7 +61,15 @@ class Store:
         self.engine = engine
         self.settings = settings
         self._clock = BatchClock() if dialect == "sqlite" else None
-        self._writer = GroupCommitWriter(engine, settings, self._clock)
+        self._checkpointer: WalCheckpointer | None = None
+        if dialect == "sqlite" and settings.sqlite_checkpoint_ms > 0:
+            self._checkpointer = WalCheckpointer(engine, settings.sqlite_checkpoint_ms / 1000)
+        self._writer = GroupCommitWriter(
+            engine,
+            settings,
+            self._clock,
+            on_commit=self._checkpointer.notify if self._checkpointer is not None else None,
+        )
         self._readers = ThreadPoolExecutor(settings.read_threads, thread_name_prefix="foundation-store-read")
         self._pings_running = 0
         # PostgreSQL pings open a connection each (a few ms every few seconds): a pooled one that a vanished
@@ -87,6 +96,8 @@ class Store:
             engine.dispose()
             raise StoreUnavailable(f"cannot connect to {safe_url(engine.url)}: {one_line(exc)}") from None
         store = cls(url, dialect, engine, settings)
+        if store._checkpointer is not None:
+            store._checkpointer.start()
         store._writer.start()
         log.info("store opened", url=store.safe_url, dialect=dialect)
         return store
@@ -224,6 +235,8 @@ class Store:
             if self._closed:
                 return
         self._writer.join()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._readers.shutdown(wait=True)
         self.engine.dispose()
         if self._ping_engine is not self.engine:

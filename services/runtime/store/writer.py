@@ -66,8 +66,16 @@ _IDLE_RECHECK_S = 1.0
 class GroupCommitWriter:
     """The writer thread and its bounded queue. Created and driven by `Store`."""
 
-    def __init__(self, engine: sa.Engine, settings: StoreSettings, clock: BatchClock | None) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        settings: StoreSettings,
+        clock: BatchClock | None,
+        *,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self._engine = engine
+        self._on_commit = on_commit
         self._url = safe_url(engine.url)
         self._clock = clock
         self._bound = settings.writer_queue
@@ -298,6 +306,8 @@ class GroupCommitWriter:
                         if self._clock is not None:
                             self._clock.end()
                 self._transactions += 1
+                if self._on_commit is not None:
+                    self._on_commit()
                 return result
             except Exception as exc:
                 if is_disconnect(exc):
