@@ -39,6 +39,8 @@ _TOGETHER_PAUSE_BATCHES = 8
 class _Outcome:
     decisions: dict[Slot, Decision] = field(default_factory=dict)
     missing: set[tuple[str, str]] = field(default_factory=set)
+    shadows: dict[str, bool] = field(default_factory=dict)
+    """The shadow flag of each limiter as the statements read it."""
 
 
 class CheckHandler:
@@ -70,11 +72,7 @@ class CheckHandler:
         peeks = [(slot, u) for slot, u in simple if u.cost == 0]
         peeks += [((i, j), u) for i in atomic for j, u in enumerate(ops[i].units) if u.cost == 0]
         self._peek(conn, peeks, outcome)
-        refused: dict[int, BaseException] = {}
-        for i, op in enumerate(ops):
-            gone = {unit.limiter for unit in op.units if (unit.limiter, unit.key) in outcome.missing}
-            if gone:
-                refused[i] = StaleConfig(gone)
+        refused = _stale_ops(ops, outcome)
         if refused:
             # Not returned as results: the stale ops' units share statements with the others, so only a
             # rollback undoes what they consumed. The writer rolls the batch back, fails them (each check then
@@ -121,7 +119,7 @@ class CheckHandler:
                 key_runs.append((unit.cost, [slot]))
         by_key = sorted(runs.items())
         depth = max(len(r) for r in runs.values())
-        decided, missing = outcome.decisions, outcome.missing
+        decided, missing, shadows = outcome.decisions, outcome.missing, outcome.shadows
         for round_no in range(depth):
             rows = [(pair, key_runs[round_no]) for pair, key_runs in by_key if round_no < len(key_runs)]
             returned = self._update(conn, algorithm, rows)
@@ -130,6 +128,7 @@ class CheckHandler:
                 if row is None:
                     missing.add(pair)
                     continue
+                shadows[pair[0]] = bool(row[11])
                 decisions = distribute(algorithm, row, cost, len(slots), keep_before)
                 for slot, decision in zip(slots, decisions, strict=True):
                     decided[slot] = decision
@@ -153,6 +152,7 @@ class CheckHandler:
         d = self._d
         pairs = sorted({(u.limiter, u.key) for _, u in units})
         locked = leases.lock_keys(conn, self._clock, d, pairs)
+        outcome.shadows.update((limiter, shadow) for (limiter, _), (_, _, shadow) in locked.items())
         # Runs of equal cost per key, decided round by round (as for the counting algorithms): within a
         # run the running total admits exactly a prefix, which is what one-by-one processing would admit.
         runs: dict[tuple[str, str], list[list[Unit]]] = {}
@@ -185,7 +185,7 @@ class CheckHandler:
             pair = (unit.limiter, unit.key)
             if pair not in locked:
                 continue
-            now, limit = locked[pair]
+            now, limit, _ = locked[pair]
             allowed = unit.lease_id in granted
             later.discard(unit.lease_id)
             seen = [(w, e) for w, e, lease_id in live[pair] if lease_id not in later]
@@ -250,6 +250,7 @@ class CheckHandler:
             self._together_pause = _TOGETHER_PAUSE_BATCHES
             return False
         savepoint.commit()
+        outcome.shadows.update(part.shadows)
         outcome.decisions.update(part.decisions)  # right as they are for ops whose items are their own rows
         for i, _, members in groups:
             if members is not None:
@@ -271,17 +272,36 @@ class CheckHandler:
         else:
             savepoint.rollback()
         outcome.missing |= part.missing
+        outcome.shadows.update(part.shadows)
         _settle_atomic(index, part, members, kept, outcome)
 
     def _peek(self, conn: sa.Connection, units: list[tuple[Slot, Unit]], outcome: _Outcome) -> None:
         if not units:
             return
-        found = reads.views(conn, self._clock, self._d, [(u.limiter, u.key, 1) for _, u in units])
+        found = reads.views(
+            conn, self._clock, self._d, [(u.limiter, u.key, 1) for _, u in units], shadows=outcome.shadows
+        )
         for (slot, unit), view in zip(units, found, strict=True):
             if view is None:
                 outcome.missing.add((unit.limiter, unit.key))
             else:
                 outcome.decisions[slot] = Decision(view.retry_after_us == 0, view)
+
+
+def _stale_ops(ops: Sequence[CheckOp], outcome: _Outcome) -> dict[int, BaseException]:
+    """The ops decided on definitions the database no longer holds: a limiter gone (or of another algorithm:
+    its statement skips the key), or a shadow flag that differs from the statement's."""
+    refused: dict[int, BaseException] = {}
+    missing, shadows = outcome.missing, outcome.shadows
+    for i, op in enumerate(ops):
+        stale = {
+            unit.limiter for unit in op.units if shadows.get(unit.limiter, unit.shadow) is not unit.shadow
+        }
+        if missing:
+            stale.update(unit.limiter for unit in op.units if (unit.limiter, unit.key) in missing)
+        if stale:
+            refused[i] = StaleConfig(stale)
+    return refused
 
 
 def _atomic_units(index: int, op: CheckOp) -> tuple[list[tuple[Slot, Unit]], dict[Slot, list[int]] | None]:

@@ -53,7 +53,8 @@ class Decision(NamedTuple):
 
 
 class StaleConfig(Exception):
-    """A limiter of the check no longer exists or changed algorithm since it was looked up: look again.
+    """A limiter of the check no longer exists, or changed algorithm or shadow flag, since it was looked up:
+    look again.
 
     The batch handler refuses such an op (services.runtime.store.RefusedOps): the transaction that noticed
     it rolls back, so a stale op consumed nothing.
@@ -67,9 +68,10 @@ class StaleConfig(Exception):
 def distribute(algorithm: Algorithm, row: Any, cost: int, n: int, keep_before: bool) -> list[Decision]:
     """The decisions of a merged row's `n` requests, in arrival order: the first `admitted` are allowed.
 
-    `row` is a RETURNED tuple (services.limiter.statements): read by position, this runs once per request.
+    `row` is a RETURNED tuple and the shadow flag (services.limiter.statements): read by position, this runs
+    once per request.
     """
-    _, _, level, prev, stamp, seen, before, admitted, limit, burst, period = row
+    _, _, level, prev, stamp, seen, before, admitted, limit, burst, period, _ = row
     if n == 1 and not keep_before and algorithm is Algorithm.GCRA:  # the usual row: one request, GCRA
         if admitted:
             return [Decision(True, gcra_view(limit, burst, period, before - cost * period), True)]

@@ -56,7 +56,8 @@ def lock_statement(d: Dialect) -> str:
         "cfg_limit = l.limit_count, cfg_burst = l.burst, cfg_period_us = l.period_us "
         f"FROM ({_keys_source(d)}) AS r JOIN limiters AS l ON l.id = r.rlim, clock AS c "
         f"WHERE s.limiter = r.rlim AND s.key = r.rkey AND l.algorithm = {int(Algorithm.CONCURRENCY)} "
-        "RETURNING limiter, key, seen_us, cfg_limit"
+        "RETURNING limiter, key, seen_us, cfg_limit, "
+        "(SELECT sl.shadow FROM limiters AS sl WHERE sl.id = limiter)"  # RETURNING names no alias on SQLite
     )
     return ensure + ";" + lock
 
@@ -103,12 +104,14 @@ def live_leases_statement(d: Dialect) -> str:
 
 def lock_keys(
     conn: sa.Connection, clock: SqlClock, d: Dialect, pairs: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[int, int]]:
-    """Locks the keys' state rows; `(limiter, key) → (now_us, limit)` for those whose limiter exists."""
+) -> dict[tuple[str, str], tuple[int, int, bool]]:
+    """Locks the keys' state rows; `(limiter, key) → (now_us, limit, shadow)` for those whose limiter exists."""
     ensure, lock = lock_statement(d).split(";")
     params = keys_params(d, pairs)
     conn.execute(sa.text(ensure), params)
-    return {(row[0], row[1]): (row[2], row[3]) for row in conn.execute(clock.text(lock), params)}
+    return {
+        (row[0], row[1]): (row[2], row[3], bool(row[4])) for row in conn.execute(clock.text(lock), params)
+    }
 
 
 def live_leases(

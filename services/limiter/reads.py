@@ -42,6 +42,7 @@ class StoredKey:
     prev_level: int | None
     stamp_us: int | None
     cfg_period_us: int | None
+    shadow: bool
 
 
 _SOURCE_PG = "SELECT * FROM unnest(CAST(:lims AS text[]), CAST(:keys AS text[])) AS t(rlim, rkey)"
@@ -52,7 +53,7 @@ def _statement(d: Dialect) -> str:
     source = _SOURCE_PG if d.name == "postgresql" else _SOURCE_SQLITE
     return (
         "SELECT r.rlim, r.rkey, l.algorithm, l.limit_count, l.burst, l.period_us, "
-        "s.level, s.prev_level, s.stamp_us, s.cfg_period_us "
+        "s.level, s.prev_level, s.stamp_us, s.cfg_period_us, l.shadow "
         f"FROM ({source}) AS r JOIN limiters AS l ON l.id = r.rlim "
         "LEFT JOIN limiter_state AS s ON s.limiter = r.rlim AND s.key = r.rkey"
     )
@@ -70,7 +71,20 @@ def read_keys(
     """The stored state of each `(limiter, key)` whose limiter exists."""
     found: dict[tuple[str, str], StoredKey] = {}
     for row in conn.execute(sa.text(_statement(d)), _params(d, pairs)):
-        stored = StoredKey(row[0], row[1], Algorithm(row[2]), *row[3:])
+        limiter, key, algorithm, limit, burst, period, level, prev_level, stamp, cfg_period, shadow = row
+        stored = StoredKey(
+            limiter,
+            key,
+            Algorithm(algorithm),
+            limit,
+            burst,
+            period,
+            level,
+            prev_level,
+            stamp,
+            cfg_period,
+            bool(shadow),
+        )
         found[(stored.limiter, stored.key)] = stored
     return found
 
@@ -103,11 +117,19 @@ def view_at(stored: StoredKey, now_us: int, cost: int, leases: Sequence[tuple[in
 
 
 def views(
-    conn: sa.Connection, clock: SqlClock, d: Dialect, items: Sequence[tuple[str, str, int]]
+    conn: sa.Connection,
+    clock: SqlClock,
+    d: Dialect,
+    items: Sequence[tuple[str, str, int]],
+    *,
+    shadows: dict[str, bool] | None = None,
 ) -> list[View | None]:
-    """The view of each `(limiter, key, cost)` now; None where the limiter does not exist."""
+    """The view of each `(limiter, key, cost)` now; None where the limiter does not exist. `shadows`, if
+    given, receives the shadow flag of each limiter found."""
     pairs = sorted({(limiter, key) for limiter, key, _ in items})
     stored = read_keys(conn, d, pairs)
+    if shadows is not None:
+        shadows.update((s.limiter, s.shadow) for s in stored.values())
     now = clock.now_us(conn)
     concurrent = [pair for pair, s in stored.items() if s.algorithm is Algorithm.CONCURRENCY]
     leases = live_leases(conn, clock, d, concurrent) if concurrent else {}

@@ -93,7 +93,12 @@ RETURNED = (
     "limiter, key, level, prev_level, stamp_us, seen_us, before_level, admitted, cfg_limit, cfg_burst, "
     "cfg_period_us"
 )
-"""Columns every decision statement returns (SQLite's RETURNING may name only the updated table)."""
+"""Columns every decision statement returns (SQLite's RETURNING may name only the updated table), followed by
+the limiter's `shadow` flag as the statement read it (see `SHADOW_RETURNED`)."""
+
+SHADOW_RETURNED = "(SELECT sl.shadow FROM limiters AS sl WHERE sl.id = limiter_state.limiter) AS shadow"
+"""The limiter's shadow flag, after RETURNED: shadow decides how a denial is answered, so a flag changed on
+another replica must be noticed by the statement, like a deleted limiter (services.limiter.batch)."""
 
 
 def dialect_of(store_dialect: str) -> Dialect:
@@ -203,7 +208,7 @@ def _decide(d: Dialect, spec: Spec) -> str:
         f"ON CONFLICT (limiter, key) DO UPDATE SET {existing}, seen_us = excluded.seen_us, "
         "cfg_limit = excluded.cfg_limit, cfg_burst = excluded.cfg_burst, cfg_period_us = excluded.cfg_period_us, "
         "req_cost = excluded.req_cost, req_count = excluded.req_count "
-        f"RETURNING {RETURNED}"
+        f"RETURNING {RETURNED}, {SHADOW_RETURNED}"
     )
 
 
@@ -249,7 +254,7 @@ def report(d: Dialect, algorithm: Algorithm) -> str | None:
         return None
     columns = ", ".join(f"s.{c.strip()}" for c in RETURNED.split(","))
     return (
-        f"SELECT json_group_array(json_array({columns})) FROM ({d.source}) AS r "
+        f"SELECT json_group_array(json_array({columns}, l.shadow)) FROM ({d.source}) AS r "
         f"JOIN limiters AS l ON l.id = r.rlim AND l.algorithm = {int(algorithm)} "
         "JOIN limiter_state AS s ON s.limiter = r.rlim AND s.key = r.rkey"
     )

@@ -151,3 +151,50 @@ async def test_a_cost_within_a_burst_raised_on_another_replica_is_accepted_at_on
                 pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/roomy", key="k", cost=21)])
             )
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _shadow_update(name: str, shadow: bool) -> pb.UpdateLimiterRequest:
+    return pb.UpdateLimiterRequest(
+        limiter=pb.Limiter(name=f"limiters/{name}", shadow=shadow),
+        update_mask=field_mask_pb2.FieldMask(paths=["shadow"]),
+    )
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [pb.Limiter.ALGORITHM_GCRA, pb.Limiter.ALGORITHM_FIXED_WINDOW, pb.Limiter.ALGORITHM_CONCURRENCY],
+)
+async def test_shadow_switched_on_another_replica_applies_to_the_next_check(
+    db_url: str, algorithm: int
+) -> None:
+    async with running_service("limiter", db_url) as one, running_service("limiter", db_url) as two:
+        first, second = rpc.LimiterServiceStub(one.channel), rpc.LimiterServiceStub(two.channel)
+        for name, limit in (("roomy", 1000), ("tight", 1)):
+            await first.CreateLimiter(
+                pb.CreateLimiterRequest(
+                    limiter_id=name,
+                    limiter=pb.Limiter(algorithm=algorithm, limit=limit, period=DAY),  # type: ignore[arg-type]
+                )
+            )
+        tight = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/tight", key="k")])
+        assert (await first.Check(tight)).allowed  # uses the only unit; the first replica caches shadow off
+        await second.UpdateLimiter(_shadow_update("tight", True))
+        both = pb.CheckRequest(
+            items=[
+                pb.CheckItem(limiter="limiters/roomy", key="k"),
+                pb.CheckItem(limiter="limiters/tight", key="k"),
+            ]
+        )  # ALL_OR_NOTHING: a denial that is not a shadow one would roll back `roomy`
+        shadowed = await first.Check(both)
+        assert shadowed.allowed
+        assert [(r.allowed, r.shadow_denied) for r in shadowed.results] == [(True, False), (True, True)]
+        peek = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/tight", key="k", cost=0)])
+        assert [(r.allowed, r.shadow_denied) for r in (await first.Check(peek)).results] == [(True, True)]
+        await second.UpdateLimiter(_shadow_update("tight", False))
+        enforced = await first.Check(both)
+        assert not enforced.allowed
+        assert [(r.allowed, r.shadow_denied) for r in enforced.results] == [(True, False), (False, False)]
+        if algorithm != pb.Limiter.ALGORITHM_CONCURRENCY:
+            assert await remaining(first, "roomy") == 1000 - 1  # the denied check rolled `roomy` back
+        registry = one.app.context.metrics.registry
+        assert (registry.get_sample_value("foundation_limiter_stale_definitions_total") or 0) >= 2
