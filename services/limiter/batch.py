@@ -2,8 +2,9 @@
 
 Single-item checks (and each item of an INDEPENDENT check) are *units*. Units on one key with equal cost in a
 row are merged into one statement row of `n` requests; different costs on one key go to successive *rounds*
-(the k-th run of each key in the k-th statement). Rows are sorted by (limiter, key) so that replicas lock keys
-in one order. The statement says how many of the `n` were admitted; they are the first ones in arrival order.
+(the k-th run of each key in the k-th statement); a batch whose keys are all distinct, the usual one, skips the
+merging. On PostgreSQL rows are sorted by (limiter, key) so that replicas lock keys in one order. The statement
+says how many of the `n` were admitted; they are the first ones in arrival order.
 
 ALL_OR_NOTHING checks of several items, and dry runs, run in a SAVEPOINT each: the same statements on their
 items (one row per key, costs summed), rolled back when any item is denied (or always, for a dry run). The
@@ -50,6 +51,9 @@ class CheckHandler:
 
     def __init__(self, dialect: str, clock: SqlClock, *, atomic_together: bool = True) -> None:
         self._d = dialect_of(dialect)
+        self._ordered = self._d.name == "postgresql"
+        """PostgreSQL locks rows in statement order, so rows are sorted by key (one lock order for every
+        replica); SQLite's statements run under the database's one write lock, in any order."""
         self._atomic_together = atomic_together
         self._clock = clock
         self._decide_sql = {alg: clock.text(make(self._d)) for alg, make in DECIDERS.items()}
@@ -106,6 +110,19 @@ class CheckHandler:
         outcome: _Outcome,
         keep_before: bool,
     ) -> None:
+        decided, missing, shadows = outcome.decisions, outcome.missing, outcome.shadows
+        if len({(unit.limiter, unit.key) for _, unit in units}) == len(units):
+            # The usual batch: every key once, so one statement whose rows are the units themselves.
+            if self._ordered:
+                units = sorted(units, key=_by_key)
+            returned = self._update(conn, algorithm, [(u.limiter, u.key, u.cost, 1) for _, u in units])
+            for (slot, unit), row in zip(units, returned, strict=True):
+                if row is None:
+                    missing.add((unit.limiter, unit.key))
+                    continue
+                shadows[unit.limiter] = bool(row[11])
+                decided[slot] = distribute(algorithm, row, unit.cost, 1, keep_before)[0]
+            return
         # key → runs of consecutive equal costs, each run a list of slots in arrival order.
         runs: dict[tuple[str, str], list[tuple[int, list[Slot]]]] = {}
         for slot, unit in units:
@@ -117,14 +134,14 @@ class CheckHandler:
                 key_runs[-1][1].append(slot)
             else:
                 key_runs.append((unit.cost, [slot]))
-        by_key = sorted(runs.items())
+        by_key = sorted(runs.items()) if self._ordered else list(runs.items())
         depth = max(len(r) for r in runs.values())
-        decided, missing, shadows = outcome.decisions, outcome.missing, outcome.shadows
         for round_no in range(depth):
             rows = [(pair, key_runs[round_no]) for pair, key_runs in by_key if round_no < len(key_runs)]
-            returned = self._update(conn, algorithm, rows)
-            for pair, (cost, slots) in rows:
-                row = returned.get(pair)
+            returned = self._update(
+                conn, algorithm, [(lim, key, cost, len(slots)) for (lim, key), (cost, slots) in rows]
+            )
+            for (pair, (cost, slots)), row in zip(rows, returned, strict=True):
                 if row is None:
                     missing.add(pair)
                     continue
@@ -137,16 +154,22 @@ class CheckHandler:
         self,
         conn: sa.Connection,
         algorithm: Algorithm,
-        rows: list[tuple[tuple[str, str], tuple[int, list[Slot]]]],
-    ) -> dict[tuple[str, str], Any]:
-        """Runs the decision statement (an upsert: new and known keys alike) on `rows`."""
-        params = self._rows_params([(lim, key, cost, len(slots)) for (lim, key), (cost, slots) in rows])
+        rows: list[tuple[str, str, int, int]],
+    ) -> list[Any]:
+        """Runs the decision statement (an upsert: new and known keys alike) on `rows` (limiter, key, cost,
+        n); the returned row of each, in the same order (None where the limiter is gone or of another
+        algorithm)."""
+        params = self._rows_params(rows)
         decided = conn.execute(self._decide_sql[algorithm], params)
         report_sql = self._report_sql[algorithm]
         if report_sql is None:
-            return {(r[0], r[1]): r for r in decided}
+            by_key = {(r[0], r[1]): r for r in decided}
+            return [by_key.get((r[0], r[1])) for r in rows]
         reported = conn.exec_driver_sql(report_sql, {"rows": params["rows"]}).scalar_one()
-        return {(r[0], r[1]): r for r in json.loads(reported)}
+        aligned: list[Any] = [None] * len(rows)
+        for row in json.loads(reported):
+            aligned[row[0]] = row  # the report names each row by its position in `rows`
+        return aligned
 
     def _lease(self, conn: sa.Connection, units: list[tuple[Slot, Unit]], outcome: _Outcome) -> None:
         d = self._d
@@ -286,6 +309,10 @@ class CheckHandler:
                 outcome.missing.add((unit.limiter, unit.key))
             else:
                 outcome.decisions[slot] = Decision(view.retry_after_us == 0, view)
+
+
+def _by_key(slotted: tuple[Slot, Unit]) -> tuple[str, str]:
+    return slotted[1].limiter, slotted[1].key
 
 
 def _stale_ops(ops: Sequence[CheckOp], outcome: _Outcome) -> dict[int, BaseException]:

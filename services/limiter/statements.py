@@ -241,7 +241,8 @@ def _decide_staged(d: Dialect, spec: Spec) -> str:
 
 
 def report(d: Dialect, algorithm: Algorithm) -> str | None:
-    """SQLite: the rows the decision statement just wrote, as one JSON array of RETURNED arrays.
+    """SQLite: the rows the decision statement just wrote, as one JSON array of RETURNED arrays (each with its
+    position in the bound rows in place of the limiter and no key).
 
     Python's sqlite3 releases the GIL around every step, and RETURNING yields one step per row: with the
     event loop busy on the other thread, each of those steps waits to get the GIL back (up to the 5 ms switch
@@ -252,9 +253,12 @@ def report(d: Dialect, algorithm: Algorithm) -> str | None:
     row in one call)."""
     if d.name != "sqlite":
         return None
-    columns = ", ".join(f"s.{c.strip()}" for c in RETURNED.split(","))
+    # Each row is named by its position in the bound array (json_each's `key`) instead of its limiter and key
+    # (the handler puts it back in place without a lookup); the other columns are RETURNED's.
+    columns = ", ".join(f"s.{c.strip()}" for c in RETURNED.split(",")[2:])
     return (
-        f"SELECT json_group_array(json_array({columns}, l.shadow)) FROM ({d.source}) AS r "
+        f"SELECT json_group_array(json_array(r.position, NULL, {columns}, l.shadow)) "
+        "FROM (SELECT key AS position, value ->> 0 AS rlim, value ->> 1 AS rkey FROM json_each(:rows)) AS r "
         f"JOIN limiters AS l ON l.id = r.rlim AND l.algorithm = {int(algorithm)} "
         "JOIN limiter_state AS s ON s.limiter = r.rlim AND s.key = r.rkey"
     )
