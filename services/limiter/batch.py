@@ -41,7 +41,9 @@ class _Outcome:
     decisions: dict[Slot, Decision] = field(default_factory=dict)
     missing: set[tuple[str, str]] = field(default_factory=set)
     shadows: dict[str, bool] = field(default_factory=dict)
-    """The shadow flag of each limiter as the statements read it."""
+    """The shadow flag of each limiter as the statements read it. On PostgreSQL each statement reads anew, so
+    with a flag changed between two statements of a batch the last one read counts: an op then runs again on
+    the newer flag or keeps it, either being the flag at a moment during its transaction."""
 
 
 class CheckHandler:
@@ -321,9 +323,7 @@ def _stale_ops(ops: Sequence[CheckOp], outcome: _Outcome) -> dict[int, BaseExcep
     refused: dict[int, BaseException] = {}
     missing, shadows = outcome.missing, outcome.shadows
     for i, op in enumerate(ops):
-        stale = {
-            unit.limiter for unit in op.units if shadows.get(unit.limiter, unit.shadow) is not unit.shadow
-        }
+        stale = {unit.limiter for unit in op.units if shadows.get(unit.limiter, unit.shadow) != unit.shadow}
         if missing:
             stale.update(unit.limiter for unit in op.units if (unit.limiter, unit.key) in missing)
         if stale:

@@ -75,7 +75,8 @@ class Limiters:
         )
         self._stale = ctx.metrics.counter(
             "foundation_limiter_stale_definitions_total",
-            "Check attempts rolled back because a limiter was deleted or changed algorithm since it was cached",
+            "Check attempts rolled back because a limiter was deleted or changed algorithm or shadow flag since it "
+            "was cached",
         )
 
     # ---- limiter resources ----------------------------------------------------------------------------

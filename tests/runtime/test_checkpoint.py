@@ -47,6 +47,10 @@ async def test_commits_reach_the_database_file_through_the_checkpoint_thread(sql
         await store.transaction(_write_blobs)
         await eventually(lambda: _size(store) >= before + ROWS * BLOB)
         assert await store.read(lambda c: c.exec_driver_sql("SELECT count(*) FROM blobs").scalar()) == ROWS
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        assert checkpointer.checkpoints >= 1  # counted by the thread only
+        assert checkpointer.failures == 0
     finally:
         await store.close()
     assert not store._checkpointer._thread.is_alive()  # type: ignore[union-attr]
@@ -55,6 +59,7 @@ async def test_commits_reach_the_database_file_through_the_checkpoint_thread(sql
 async def test_without_the_thread_the_writer_checkpoints_as_sqlite_does(sqlite_url: str) -> None:
     store = open_store(sqlite_url, sqlite_checkpoint_ms=0)
     try:
+        assert store._checkpointer is None
         assert (await store.read(_pragmas))[0] == 1000
         before = _size(store)
         await store.transaction(_write_blobs)

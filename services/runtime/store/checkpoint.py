@@ -8,8 +8,9 @@ distinct keys dirties about as many pages). Measured on this machine (a 1,000-ro
 64,000 keys): 30 µs per row with SQLite's automatic checkpoints, 21 µs with the checkpoint off the writer.
 
 So the writer's connection checkpoints itself only past a backstop of `WAL_BACKSTOP_PAGES` (this thread fell
-behind, or a long read pins old frames), and this thread runs a PASSIVE checkpoint after commits, at most
-once per interval. PASSIVE never takes a lock the writer or the readers need (it copies what no reader
+behind or failed), and this thread runs a PASSIVE checkpoint after commits, at most once per interval. Neither
+can copy frames that a long read still uses (both are PASSIVE): the WAL then grows until that read ends, as
+with SQLite's defaults. PASSIVE never takes a lock the writer or the readers need (it copies what no reader
 still uses and leaves the rest for the next one), so they run on while it copies and syncs. It is the usual
 arrangement of SQLite servers that write continuously (e.g. Litestream's).
 """
@@ -39,7 +40,8 @@ class WalCheckpointer:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._main, name="foundation-store-checkpoint", daemon=True)
         self.checkpoints = 0
-        """Checkpoints run (each copies whatever had been committed since the previous one)."""
+        """Checkpoints that ran (each copies what was committed since the previous one and no read still
+        uses); one that found another process's checkpoint under way is not counted."""
         self.failures = 0
 
     def start(self) -> None:
@@ -71,11 +73,19 @@ class WalCheckpointer:
 
     def _checkpoint(self) -> None:
         try:
-            with self._engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
+            # The DBAPI connection itself: an SQLAlchemy Connection would BEGIN first (services.runtime.store
+            # .engine), and a checkpoint cannot run inside a transaction that has read.
+            raw = self._engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                cursor.close()
+            finally:
+                raw.close()
         except Exception as exc:  # noqa: BLE001 - the writer's backstop checkpoints meanwhile
             self.failures += 1
             if self.failures == 1 or self.failures % 100 == 0:
                 log.warning("WAL checkpoint failed", failures=self.failures, error=one_line(exc))
             return
-        self.checkpoints += 1
+        if not busy:
+            self.checkpoints += 1

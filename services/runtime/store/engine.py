@@ -82,7 +82,9 @@ def create_engine(url: str, settings: StoreSettings, *, pooled: bool = True) -> 
     """
     parsed, dialect = parse_url(url)
     pool: dict[str, Any] = {
-        "pool_size": settings.read_threads + 2 + _POOL_SPARE,  # + the writer and the WAL checkpointer
+        "pool_size": settings.read_threads
+        + 2
+        + _POOL_SPARE,  # + the writer and (SQLite) the WAL checkpointer
         "max_overflow": _POOL_SPARE,
         "pool_timeout": max(1.0, settings.statement_timeout_ms / 1000),
         "pool_pre_ping": True,
