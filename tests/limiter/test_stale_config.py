@@ -196,16 +196,22 @@ async def test_shadow_switched_on_another_replica_applies_to_the_next_check(
         both = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/roomy", key="k"), tight])
         twice = pb.CheckRequest(items=[tight, tight], mode=pb.CheckRequest.MODE_INDEPENDENT)  # one merged row
         peek = pb.CheckRequest(items=[pb.CheckItem(limiter="limiters/tight", key="k", cost=0)])
+        # Each step flips the flag on the second replica, then sends its checks together to the first (two
+        # ALL_OR_NOTHING checks in one batch are first decided together, in one savepoint).
         steps = [
-            (True, both, [(True, False), (True, True)]),
-            (False, peek, [(False, False)]),
-            (True, twice, [(True, True), (True, True)]),
-            (False, both, [(True, False), (False, False)]),
+            (True, [both], [(True, False), (True, True)]),
+            (False, [peek], [(False, False)]),
+            (True, [twice], [(True, True), (True, True)]),
+            (False, [both], [(True, False), (False, False)]),
+            (True, [both, both], [(True, False), (True, True)]),
         ]
-        for shadow, request, expected in steps:
+        for shadow, requests, expected in steps:
             await second.UpdateLimiter(_shadow_update("tight", shadow))
-            assert await decided(request) == expected, (shadow, request)
+            results = await asyncio.gather(*(decided(request) for request in requests))
+            assert results == [expected] * len(requests), (shadow, requests)
         if algorithm != pb.Limiter.ALGORITHM_CONCURRENCY:
-            assert await remaining(first, "roomy") == 1000 - 1  # the last check rolled `roomy` back
+            assert await remaining(first, "roomy") == 1000 - 3  # consumed by the shadowed checks only
         registry = one.app.context.metrics.registry
-        assert registry.get_sample_value("foundation_limiter_stale_definitions_total") == len(steps)
+        # once per step, the last one's two checks each refused if both read the flag before either re-read it
+        stale = registry.get_sample_value("foundation_limiter_stale_definitions_total") or 0
+        assert len(steps) <= stale <= len(steps) + 1
