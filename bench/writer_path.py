@@ -5,8 +5,8 @@ spread over the callers) straight to the group-commit writer, as `Limiters.check
 validated. It reports decisions per second. That is the writer path alone (the batch handler's Python and
 SQL, the transaction, the hand-offs between the loop and the writer thread), the bound a Check can never pass
 whatever gRPC costs. Use it to measure a change to the handler, the statements or the store settings: it runs
-in one process with no client, so two settings compared in alternating runs differ by a few percent, not by
-the tens of percent a loaded gRPC run moves.
+in one process with no client and no gRPC, yet runs of one setting still spread by about ±10% on a shared
+2-core machine, so compare settings in alternating runs, several of each.
 
     .venv/bin/python -m bench.writer_path                                # SQLite, 100 items, 64 callers
     .venv/bin/python -m bench.writer_path --set sqlite_checkpoint_ms=0   # one store setting changed
