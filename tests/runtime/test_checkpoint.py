@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.runtime.store import Store
-from services.runtime.store.checkpoint import WAL_BACKSTOP_PAGES
+from services.runtime.store.checkpoint import WAL_BACKSTOP_PAGES, WAL_SIZE_LIMIT_BYTES
 from tests.harness import eventually
 from tests.runtime.storekit import open_store
 
@@ -28,10 +28,11 @@ def _write_blobs(conn: sa.Connection) -> None:
     )
 
 
-def _pragmas(conn: sa.Connection) -> tuple[int, int]:
+def _pragmas(conn: sa.Connection) -> tuple[int, int, int]:
     autocheckpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
     cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    return int(autocheckpoint or 0), int(cache or 0)
+    limit = conn.exec_driver_sql("PRAGMA journal_size_limit").scalar()
+    return int(autocheckpoint or 0), int(cache or 0), int(limit or 0)
 
 
 def _size(store: Store) -> int:
@@ -42,7 +43,7 @@ async def test_commits_reach_the_database_file_through_the_checkpoint_thread(sql
     store = open_store(sqlite_url, sqlite_checkpoint_ms=10, sqlite_cache_mib=8)
     try:
         # The committing connections leave checkpoints to the thread (below the backstop).
-        assert await store.read(_pragmas) == (WAL_BACKSTOP_PAGES, -8 * 1024)
+        assert await store.read(_pragmas) == (WAL_BACKSTOP_PAGES, -8 * 1024, WAL_SIZE_LIMIT_BYTES)
         before = _size(store)
         await store.transaction(_write_blobs)
         await eventually(lambda: _size(store) >= before + ROWS * BLOB)

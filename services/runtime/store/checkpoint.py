@@ -27,6 +27,9 @@ from services.runtime.store.errors import one_line
 WAL_BACKSTOP_PAGES = 10_000
 """`wal_autocheckpoint` of every connection when checkpoints run on their own thread (40 MiB of 4 KiB pages)."""
 
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+"""`journal_size_limit`: what the `-wal` file is cut back to when SQLite restarts it from the beginning."""
+
 log = structlog.get_logger(__name__)
 
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from services.runtime.config import StoreSettings
-from services.runtime.store.checkpoint import WAL_BACKSTOP_PAGES
+from services.runtime.store.checkpoint import WAL_BACKSTOP_PAGES, WAL_SIZE_LIMIT_BYTES
 from services.runtime.store.errors import StoreUrlError
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -146,6 +146,9 @@ def _install_sqlite_hooks(
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute(f"PRAGMA cache_size = -{int(cache_kib)}")  # negative: KiB, not pages
             cursor.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint_pages)}")
+            # After a long read let the WAL grow past the backstop, the file shrinks back to this at the next
+            # reset (above the backstop: in steady use it is never truncated and grown again).
+            cursor.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
         finally:
             cursor.close()
 
