@@ -3,8 +3,8 @@
 Single-item checks (and each item of an INDEPENDENT check) are *units*. Units on one key with equal cost in a
 row are merged into one statement row of `n` requests; different costs on one key go to successive *rounds*
 (the k-th run of each key in the k-th statement); a batch whose keys are all distinct, the usual one, skips the
-merging. On PostgreSQL rows are sorted by (limiter, key) so that replicas lock keys in one order. The statement
-says how many of the `n` were admitted; they are the first ones in arrival order.
+merging. On PostgreSQL the statement takes its rows in (limiter, key) order (`ORDER BY`), so that replicas lock
+keys in one order. The statement says how many of the `n` were admitted; they are the first ones in arrival order.
 
 ALL_OR_NOTHING checks of several items, and dry runs, run in a SAVEPOINT each: the same statements on their
 items (one row per key, costs summed), rolled back when any item is denied (or always, for a dry run). The
@@ -53,9 +53,6 @@ class CheckHandler:
 
     def __init__(self, dialect: str, clock: SqlClock, *, atomic_together: bool = True) -> None:
         self._d = dialect_of(dialect)
-        self._ordered = self._d.name == "postgresql"
-        """PostgreSQL locks rows in statement order, so rows are sorted by key (one lock order for every
-        replica); SQLite's statements run under the database's one write lock, in any order."""
         self._atomic_together = atomic_together
         self._clock = clock
         self._decide_sql = {alg: clock.text(make(self._d)) for alg, make in DECIDERS.items()}
@@ -114,9 +111,8 @@ class CheckHandler:
     ) -> None:
         decided, missing, shadows = outcome.decisions, outcome.missing, outcome.shadows
         if len({(unit.limiter, unit.key) for _, unit in units}) == len(units):
-            # The usual batch: every key once, so one statement whose rows are the units themselves.
-            if self._ordered:
-                units = sorted(units, key=_by_key)
+            # The usual batch: every key once, so one statement whose rows are the units themselves (in any
+            # order: the statement orders them).
             returned = self._update(conn, algorithm, [(u.limiter, u.key, u.cost, 1) for _, u in units])
             for (slot, unit), row in zip(units, returned, strict=True):
                 if row is None:
@@ -136,10 +132,9 @@ class CheckHandler:
                 key_runs[-1][1].append(slot)
             else:
                 key_runs.append((unit.cost, [slot]))
-        by_key = sorted(runs.items()) if self._ordered else list(runs.items())
         depth = max(len(r) for r in runs.values())
         for round_no in range(depth):
-            rows = [(pair, key_runs[round_no]) for pair, key_runs in by_key if round_no < len(key_runs)]
+            rows = [(pair, key_runs[round_no]) for pair, key_runs in runs.items() if round_no < len(key_runs)]
             returned = self._update(
                 conn, algorithm, [(lim, key, cost, len(slots)) for (lim, key), (cost, slots) in rows]
             )
@@ -311,10 +306,6 @@ class CheckHandler:
                 outcome.missing.add((unit.limiter, unit.key))
             else:
                 outcome.decisions[slot] = Decision(view.retry_after_us == 0, view)
-
-
-def _by_key(slotted: tuple[Slot, Unit]) -> tuple[str, str]:
-    return slotted[1].limiter, slotted[1].key
 
 
 def _stale_ops(ops: Sequence[CheckOp], outcome: _Outcome) -> dict[int, BaseException]:

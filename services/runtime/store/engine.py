@@ -81,10 +81,9 @@ def create_engine(url: str, settings: StoreSettings, *, pooled: bool = True) -> 
     Creates a SQLite file's directory. Does not connect.
     """
     parsed, dialect = parse_url(url)
+    held = settings.read_threads + 2  # the readers, the writer and (SQLite) the WAL checkpointer
     pool: dict[str, Any] = {
-        "pool_size": settings.read_threads
-        + 2
-        + _POOL_SPARE,  # + the writer and (SQLite) the WAL checkpointer
+        "pool_size": held + _POOL_SPARE,
         "max_overflow": _POOL_SPARE,
         "pool_timeout": max(1.0, settings.statement_timeout_ms / 1000),
         "pool_pre_ping": True,
