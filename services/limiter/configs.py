@@ -33,6 +33,17 @@ class ConfigCache:
         may hold what it dropped. Cleared whenever no read is in flight, so it stays small."""
         self._reads_in_flight = 0
 
+    def cached(self, ids: Iterable[str]) -> dict[str, LimiterConfig] | None:
+        """The definitions of `ids` if every one is cached and fresh (the usual check), else None."""
+        now = time.monotonic()
+        found: dict[str, LimiterConfig] = {}
+        for limiter_id in ids:
+            entry = self._entries.get(limiter_id)
+            if entry is None or now - entry[0] >= self._ttl:
+                return None
+            found[limiter_id] = entry[1]
+        return found
+
     async def get_many(
         self,
         ids: Collection[str],

@@ -147,27 +147,29 @@ class Limiters:
         # One budget for every wait on the store (definitions, then the decision), not one per wait.
         timeout = deadlines.bounded(self._settings.store_timeout_ms / 1000)
         until = None if timeout is None else time.monotonic() + timeout
-
-        def left() -> float | None:
-            return None if until is None else max(0.0, until - time.monotonic())
-
-        ids = list(dict.fromkeys(item.limiter_id for item in items))
+        if len(items) == 1:
+            ids = [items[0].limiter_id]
+        else:
+            ids = list(dict.fromkeys(item.limiter_id for item in items))
         for attempt in range(3):
             asked = time.monotonic()
-            configs = await self.configs.get_many(ids, timeout=left())
-            over = {item.limiter_id for item in items if item.cost > configs[item.limiter_id].capacity}
+            configs = self.configs.cached(ids)
+            if configs is None:
+                configs = await self.configs.get_many(ids, timeout=_left(until))
+            units, over, consumes = _units(items, configs)
             if over:
                 if cached := self.configs.read_before(over, asked):
                     # A cached definition may predate a burst or limit raised on another replica: a cost is
                     # refused on a definition read now (or, with the store down, on the cached one).
-                    configs = await self.configs.get_many(ids, timeout=left(), fresh=cached)
+                    configs = await self.configs.get_many(ids, timeout=_left(until), fresh=cached)
                 self._check_costs(items, configs)
-            if not dry_run and any(item.cost > 0 for item in items):
+                units = _units(items, configs)[0]
+            if consumes and not dry_run:
                 self._ctx.resources.check_writes()
-            units = [_unit(item, configs[item.limiter_id]) for item in items]
             op = CheckOp(units, atomic=all_or_nothing and len(units) > 1, dry_run=dry_run)
             try:
-                decisions = await self._store.write(self._checker, op, timeout=left(), weight=len(units))
+                write = self._store.write(self._checker, op, timeout=_left(until), weight=len(units))
+                decisions = await write
             except StaleConfig as stale:
                 # Rolled back whole (services.limiter.batch): nothing of this attempt consumed.
                 self._stale.inc()
@@ -237,27 +239,29 @@ class Limiters:
         self, items: Sequence[Item], configs: dict[str, LimiterConfig], decisions: Sequence[Decision]
     ) -> list[Outcome]:
         outcomes = []
-        counted: dict[str, Counts] = {}
+        tally: dict[str, list[int]] = {}  # limiter id → [checks, allowed, denied, shadow denied]
         for item, decision in zip(items, decisions, strict=True):
-            config = configs[item.limiter_id]
-            counts = counted.get(item.limiter_id)
+            limiter_id = item.limiter_id
+            config = configs[limiter_id]
+            counts = tally.get(limiter_id)
             if counts is None:
-                counts = counted[item.limiter_id] = Counts()
-            counts.checks += 1
+                counts = tally[limiter_id] = [0, 0, 0, 0]
+            counts[0] += 1
             view = decision.view
             if decision.allowed:
-                counts.allowed += 1
+                counts[1] += 1
                 outcomes.append(Outcome(config, True, view, decision.lease_id, False))
             elif config.shadow:  # decide and count, but always allow
-                counts.allowed += 1
-                counts.shadow_denied += 1
+                counts[1] += 1
+                counts[3] += 1
                 view = View(view.limit, view.remaining, view.reset_after_us, 0)
                 outcomes.append(Outcome(config, True, view, decision.lease_id, True))
             else:
-                counts.denied += 1
+                counts[2] += 1
                 outcomes.append(Outcome(config, False, view, decision.lease_id, False))
-        for limiter_id, counts in counted.items():
-            self.stats.record(limiter_id, counts)
+        record = self.stats.record
+        for limiter_id, (checks, allowed, denied, shadow_denied) in tally.items():
+            record(limiter_id, checks, allowed, denied, shadow_denied)
         return outcomes
 
     async def status(self, limiter_id: str, key: str) -> tuple[View, int]:
@@ -336,18 +340,32 @@ def _retrieved(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
-def _unit(item: Item, config: LimiterConfig) -> Unit:
-    # Dry runs take their leases too, inside a savepoint that is always rolled back: lease ids must be
-    # unique even then, and no lease id is reported for them.
-    lease = config.algorithm is Algorithm.CONCURRENCY and item.cost > 0
-    return Unit(
-        item.limiter_id,
-        item.key,
-        item.cost,
-        config.algorithm,
-        config.shadow,
-        uuid.uuid4().hex if lease else "",
-    )
+def _left(until: float | None) -> float | None:
+    """Seconds left of a budget ending at `until` (time.monotonic()), or None without one."""
+    return None if until is None else max(0.0, until - time.monotonic())
+
+
+def _units(items: Sequence[Item], configs: dict[str, LimiterConfig]) -> tuple[list[Unit], set[str], bool]:
+    """The items as units to decide, the limiters whose capacity some cost passes, and whether any item
+    consumes (cost > 0)."""
+    units = []
+    over: set[str] = set()
+    consumes = False
+    for item in items:
+        limiter_id, cost = item.limiter_id, item.cost
+        config = configs[limiter_id]
+        algorithm = config.algorithm
+        if cost > (config.burst if algorithm is Algorithm.GCRA else config.limit):  # LimiterConfig.capacity
+            over.add(limiter_id)
+        lease_id = ""
+        if cost > 0:
+            consumes = True
+            # Dry runs take their leases too, inside a savepoint that is always rolled back: lease ids must be
+            # unique even then, and no lease id is reported for them.
+            if algorithm is Algorithm.CONCURRENCY:
+                lease_id = uuid.uuid4().hex
+        units.append(Unit(limiter_id, item.key, cost, algorithm, config.shadow, lease_id))
+    return units, over, consumes
 
 
 def _preview(values: dict[str, Any]) -> LimiterConfig:

@@ -132,16 +132,21 @@ class LimiterServicer(limiter_pb2_grpc.LimiterServiceServicer):  # type: ignore[
         items = validation.check_items(request)
         all_or_nothing = request.mode != limiter_pb2.CheckRequest.MODE_INDEPENDENT
         outcomes = await self._limiters.check(items, all_or_nothing=all_or_nothing, dry_run=request.dry_run)
-        # The hot path of a 1000-item check: results are added in place (building them apart and passing
-        # the list copies each one, which doubles the cost) and filled field by field.
-        # Fields left at their defaults are not set at all (each keyword costs as much as an assignment).
+        # The hot path of every check (one item or a thousand): results are added in place (building them apart
+        # and passing the list copies each one) and filled field by field, fields left at their defaults are not
+        # set at all, and the request's headers are the most restrictive item's (headers.most_restrictive: the
+        # denial that waits longest, else the least remaining; the first on ties), chosen in the same loop.
         response = limiter_pb2.CheckResponse()
         add_result = response.results.add
-        policy = headers.policy
-        summary = []
+        policy, state = headers.policy, headers.state
+        all_allowed = True
+        chosen: tuple[str, str, str] | None = None
+        chosen_denied = False
+        chosen_rank = 0
         for outcome in outcomes:
             view, config = outcome.view, outcome.config
-            result = add_result(allowed=outcome.allowed, limit=view.limit, remaining=view.remaining)
+            allowed = outcome.allowed
+            result = add_result(allowed=allowed, limit=view.limit, remaining=view.remaining)
             if outcome.lease_id:
                 result.lease_id = outcome.lease_id
             if outcome.shadow_denied:
@@ -149,14 +154,24 @@ class LimiterServicer(limiter_pb2_grpc.LimiterServiceServicer):  # type: ignore[
             if view.reset_after_us:
                 _set_duration(result.reset_after, view.reset_after_us)
             item_headers = result.headers
-            item_headers["RateLimit-Policy"] = policy(config.id, view.limit, config.period_us)
-            item_headers["RateLimit"] = headers.state(config.id, view)
-            if not outcome.allowed:
-                _set_duration(result.retry_after, ceil_div(view.retry_after_us, 1000) * 1000)
-                item_headers["Retry-After"] = headers.retry_after(view)
-            summary.append((outcome.allowed, view, item_headers))
-        response.allowed = all(o.allowed for o in outcomes)
-        response.headers.update(headers.most_restrictive(summary))
+            item_policy = item_headers["RateLimit-Policy"] = policy(config.id, view.limit, config.period_us)
+            item_state = item_headers["RateLimit"] = state(config.id, view)
+            if allowed:
+                if not chosen_denied and (chosen is None or view.remaining < chosen_rank):
+                    chosen, chosen_rank = (item_policy, item_state, ""), view.remaining
+                continue
+            all_allowed = False
+            _set_duration(result.retry_after, ceil_div(view.retry_after_us, 1000) * 1000)
+            item_retry = item_headers["Retry-After"] = headers.retry_after(view)
+            if not chosen_denied or view.retry_after_us > chosen_rank:
+                chosen, chosen_rank = (item_policy, item_state, item_retry), view.retry_after_us
+                chosen_denied = True
+        response.allowed = all_allowed
+        if chosen is not None:
+            response_headers = response.headers
+            response_headers["RateLimit-Policy"], response_headers["RateLimit"] = chosen[0], chosen[1]
+            if chosen_denied:
+                response_headers["Retry-After"] = chosen[2]
         return response
 
     async def GetStatus(

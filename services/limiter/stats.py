@@ -44,14 +44,17 @@ class StatsBook:
         # `labels()` hashes and locks on every call; a check looks its counter up here instead.
         self._children: dict[tuple[str, str], Any] = {}
 
-    def record(self, limiter_id: str, counts: Counts) -> None:
+    def record(self, limiter_id: str, checks: int, allowed: int, denied: int, shadow_denied: int) -> None:
         """Adds one check's decided items of a limiter (a shadow denial counts as allowed and shadow-denied)."""
-        self._pending[limiter_id].add(counts)
-        clean_allowed = counts.allowed - counts.shadow_denied
+        pending = self._pending[limiter_id]
+        pending.checks += checks
+        pending.allowed += allowed
+        pending.denied += denied
+        pending.shadow_denied += shadow_denied
         for decision, number in (
-            ("allowed", clean_allowed),
-            ("denied", counts.denied),
-            ("shadow_denied", counts.shadow_denied),
+            ("allowed", allowed - shadow_denied),
+            ("denied", denied),
+            ("shadow_denied", shadow_denied),
         ):
             if number:
                 child = self._children.get((limiter_id, decision))

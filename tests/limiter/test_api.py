@@ -257,6 +257,28 @@ async def test_headers_match_the_result(api: Api) -> None:
     assert denied.results[0].headers == denied.headers
 
 
+async def test_headers_of_several_items_are_the_most_restrictive_items(api: Api) -> None:
+    for name, limit, period_ms in (("tie-a", 5, 60_000), ("tie-b", 5, 60_000), ("few", 2, 60_000)):
+        await api.create(name, limit=limit, period_ms=period_ms)
+    await api.create("quick", limit=1, period_ms=2_000)
+    await api.create("slow", limit=1, period_ms=60_000)
+
+    def check(*limiters: str) -> pb.CheckRequest:
+        items = [pb.CheckItem(limiter=f"limiters/{name}", key="k") for name in limiters]
+        return pb.CheckRequest(items=items, mode=pb.CheckRequest.MODE_INDEPENDENT)
+
+    tie = await api.stub.Check(check("tie-a", "tie-b"))
+    assert tie.headers == tie.results[0].headers  # equal remaining: the first item
+    least = await api.stub.Check(check("tie-a", "few", "tie-b"))
+    assert least.headers == least.results[1].headers  # `few` has the least remaining
+    assert "Retry-After" not in least.headers
+    await api.stub.Check(check("quick", "slow"))
+    denied = await api.stub.Check(check("tie-a", "quick", "slow", "few"))
+    assert [r.allowed for r in denied.results] == [True, False, False, True]
+    assert denied.headers == denied.results[2].headers  # the denial that waits longest
+    assert denied.headers["Retry-After"] == "60"
+
+
 async def test_unknown_limiter_in_check_is_not_found(api: Api) -> None:
     status = rich_status(await error_of(api.check("nobody")))
     assert status.code is grpc.StatusCode.NOT_FOUND

@@ -132,10 +132,23 @@ class Store:
         down or store closing → StoreUnavailable; an error of this op alone is raised as it is.
         """
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        item = Pending(loop, handler=handler, op=op, deadline=deadline, weight=weight)
-        self._writer.submit(item)
-        result: ResT = await _wait(item, timeout, f"store write ({handler.name})")
+        if timeout is None:
+            item = Pending(loop, handler=handler, op=op, weight=weight)
+            self._writer.submit(item)
+            timer = None
+        else:
+            item = Pending(loop, handler=handler, op=op, deadline=time.monotonic() + timeout, weight=weight)
+            self._writer.submit(item)
+            timer = loop.call_later(timeout, _expire, item, timeout, handler.name)
+        # Awaited here rather than in a shared helper: a coroutine frame more per write shows on the hot path.
+        try:
+            result: ResT = await item.future
+        except asyncio.CancelledError:
+            item.abandoned = True
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         return result
 
     async def transaction(self, fn: Callable[[sa.Connection], T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109 - the shared API
@@ -148,7 +161,15 @@ class Store:
         deadline = None if timeout is None else time.monotonic() + timeout
         item = Pending(loop, fn=fn, deadline=deadline)
         self._writer.submit(item)
-        result: T = await _wait(item, timeout, "store transaction")
+        timer = None if timeout is None else loop.call_later(timeout, _expire, item, timeout, "transaction")
+        try:
+            result: T = await item.future
+        except asyncio.CancelledError:
+            item.abandoned = True
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         return result
 
     async def read(self, fn: Callable[[sa.Connection], T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109 - the shared API
@@ -264,31 +285,16 @@ class Store:
             raise
 
 
-async def _wait(item: Pending, seconds: float | None, what: str) -> Any:
-    """Waits for a queued write; on timeout or cancellation marks it abandoned so it is never started.
+def _expire(item: Pending, seconds: float, what: str) -> None:
+    """Fails a queued write that did not finish within `seconds`, and marks it abandoned so it never starts.
 
-    The timeout is one timer that fails the future, not an `asyncio.timeout` scope: the scope's enter, exit and
-    task cancellation cost about as much as the rest of a single-item write's bookkeeping on the event loop
-    (profiled: 4 % of a limiter Check's time holding the GIL)."""
+    A timer per write rather than an `asyncio.timeout` scope: the scope's enter, exit and task cancellation
+    cost about as much as the rest of a single-item write's bookkeeping on the event loop (profiled: 4 % of a
+    limiter Check's time holding the GIL)."""
     future = item.future
-    if seconds is None:
-        timer = None
-    else:
-
-        def expire() -> None:
-            if not future.done():
-                item.abandoned = True
-                future.set_exception(StoreTimeout(f"{what} did not finish within {seconds:g} s"))
-
-        timer = future.get_loop().call_later(seconds, expire)
-    try:
-        return await future
-    except asyncio.CancelledError:
+    if not future.done():
         item.abandoned = True
-        raise
-    finally:
-        if timer is not None:
-            timer.cancel()
+        future.set_exception(StoreTimeout(f"store {what} did not finish within {seconds:g} s"))
 
 
 async def _within(awaitable: Awaitable[T], seconds: float | None, what: str) -> T:

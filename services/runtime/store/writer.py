@@ -87,6 +87,8 @@ class GroupCommitWriter:
         self._queue: deque[Pending] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._closing = False
+        self._idle = False
+        """True while the thread waits for work (guarded by `_cond`): only then does a submit notify it."""
         self._thread = threading.Thread(target=self._main, name="foundation-store-writer", daemon=True)
         self._conn: sa.Connection | None = None
         self._idle_since = 0.0
@@ -108,7 +110,8 @@ class GroupCommitWriter:
             accepted = not closing and queued < self._bound
             if accepted:
                 self._queue.append(item)
-                self._cond.notify()
+                if self._idle:  # else the thread looks at the queue again before it waits
+                    self._cond.notify()
             elif not closing:
                 self._rejected += 1
         if closing:
@@ -171,7 +174,9 @@ class GroupCommitWriter:
             while not self._queue:
                 if self._closing:
                     return None
+                self._idle = True
                 self._cond.wait()
+                self._idle = False
             gather = self._queue[0].fn is None and not self._closing
         if gather:
             self._wait_for_growth()
