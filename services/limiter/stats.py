@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
-from prometheus_client import Counter
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from services.limiter import store as sql
 from services.limiter.statements import dialect_of
@@ -36,33 +37,39 @@ class StatsBook:
         # A flush moves counters out of `_pending` before its transaction commits them; a reader that ran in
         # between would see them in neither place, so reads and flushes take turns.
         self._flushing = asyncio.Lock()
-        self._decisions: Counter = metrics.counter(
-            "foundation_limiter_decisions_total",
-            "Check items decided, by limiter and decision (allowed, denied, shadow_denied)",
-            ["limiter", "decision"],
-        )
-        # `labels()` hashes and locks on every call; a check looks its counter up here instead.
-        self._children: dict[tuple[str, str], Any] = {}
+        self._totals: dict[str, list[int]] = {}
+        """Per limiter, decided items since start: [allowed (not shadow-denied), denied, shadow_denied]. Each
+        only grows, so a scrape (on the metrics thread) never sees a counter go back, and a deleted limiter's
+        series stays, as a Prometheus counter's children would."""
+        metrics.add_collector(self._metric_families)
 
     def record(self, limiter_id: str, checks: int, allowed: int, denied: int, shadow_denied: int) -> None:
-        """Adds one check's decided items of a limiter (a shadow denial counts as allowed and shadow-denied)."""
+        """Adds one check's decided items of a limiter (a shadow denial counts as allowed and shadow-denied).
+
+        Plain integers, exported when Prometheus scrapes: a Counter child's `inc` takes a lock on every check."""
         pending = self._pending[limiter_id]
         pending.checks += checks
         pending.allowed += allowed
         pending.denied += denied
         pending.shadow_denied += shadow_denied
-        for decision, number in (
-            ("allowed", allowed - shadow_denied),
-            ("denied", denied),
-            ("shadow_denied", shadow_denied),
-        ):
-            if number:
-                child = self._children.get((limiter_id, decision))
-                if child is None:
-                    child = self._children[limiter_id, decision] = self._decisions.labels(
-                        limiter_id, decision
-                    )
-                child.inc(number)
+        totals = self._totals.get(limiter_id)
+        if totals is None:
+            totals = self._totals[limiter_id] = [0, 0, 0]
+        totals[0] += allowed - shadow_denied
+        totals[1] += denied
+        totals[2] += shadow_denied
+
+    def _metric_families(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "foundation_limiter_decisions",
+            "Check items decided, by limiter and decision (allowed, denied, shadow_denied)",
+            labels=["limiter", "decision"],
+        )
+        for limiter_id, (allowed, denied, shadow_denied) in sorted(self._totals.items()):
+            family.add_metric([limiter_id, "allowed"], allowed)
+            family.add_metric([limiter_id, "denied"], denied)
+            family.add_metric([limiter_id, "shadow_denied"], shadow_denied)
+        yield family
 
     async def read_with_pending(
         self,
@@ -99,8 +106,6 @@ class StatsBook:
     def forget(self, limiter_id: str) -> None:
         """Drops the counters of a deleted limiter."""
         self._pending.pop(limiter_id, None)
-        for decision in ("allowed", "denied", "shadow_denied"):
-            self._children.pop((limiter_id, decision), None)
 
     async def flush(self) -> None:
         """Adds the pending counters to the shared table; on failure they stay pending for the next flush."""

@@ -169,19 +169,17 @@ def check_items(request: limiter_pb2.CheckRequest) -> list[Item]:
     """The request's items, or INVALID_ARGUMENT naming every bad field."""
     items_in = request.items
     count = len(items_in)
-    bad = not 1 <= count <= MAX_ITEMS or request.mode not in _MODES
+    if not 1 <= count <= MAX_ITEMS or request.mode not in _MODES:
+        return _check_items_slowly(request)
     items: list[Item] = []
     known = _KNOWN_NAMES
-    for item in items_in[:MAX_ITEMS]:
+    for item in items_in:
         name, key = item.limiter, item.key
         lid = known.get(name)
         cost = item.cost if item.HasField("cost") else 1
-        if lid is None or cost < 0 or not key or len(key) > MAX_KEY_BYTES // 4 or "\x00" in key:
-            bad = True  # the slow path below names every fault
-            break
+        if lid is None or cost < 0 or not key or len(key) > _SURELY_SHORT_KEY or "\x00" in key:
+            return _check_items_slowly(request)  # names every fault
         items.append(Item(lid, key, cost))
-    if bad:
-        return _check_items_slowly(request)
     return items
 
 
@@ -209,6 +207,8 @@ def _check_items_slowly(request: limiter_pb2.CheckRequest) -> list[Item]:
 
 
 _MODES = frozenset(limiter_pb2.CheckRequest.Mode.values())
+_SURELY_SHORT_KEY = MAX_KEY_BYTES // 4
+"""A key of at most this many characters is within MAX_KEY_BYTES whatever they are (UTF-8: ≤ 4 bytes each)."""
 
 
 def key_check(key: str, field: str, v: Violations) -> None:
@@ -217,7 +217,7 @@ def key_check(key: str, field: str, v: Violations) -> None:
         v.add(field, "must not be empty")
     elif "\x00" in key:
         v.add(field, "must not contain NUL (U+0000)")
-    elif len(key) > MAX_KEY_BYTES // 4 and len(key.encode()) > MAX_KEY_BYTES:
+    elif len(key) > _SURELY_SHORT_KEY and len(key.encode()) > MAX_KEY_BYTES:
         v.add(field, f"must be at most {MAX_KEY_BYTES} bytes of UTF-8")
 
 

@@ -152,6 +152,8 @@ class ResourceManager:
     def check_writes(self, name: str | None = None) -> None:
         """Sheds a write: ResourceExhausted(reason="RESOURCE_SEVERE") when `name` (or, with no name, any
         resource) is severe. RetryInfo says to come back after the next measurement."""
+        if self._state != "severe":  # the overall state is the worst one: no resource is severe
+            return
         if name is not None:
             resource = self._resources.get(name)
             severe = [resource] if resource is not None and resource.state == "severe" else []
