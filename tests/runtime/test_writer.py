@@ -194,6 +194,20 @@ async def test_write_timing_out_while_executing_does_not_stick_the_writer(store:
     assert await store.read(lambda conn: value_of(conn, "slow")) == 1  # it ran; only its result was dropped
 
 
+async def test_a_shorter_timeout_queued_behind_a_longer_one_times_out_by_its_own(store: Store) -> None:
+    blocker, held = await hold_writer(store)
+    handler = Increment()
+    long = asyncio.ensure_future(store.write(handler, ("long", 1), timeout=30))
+    await eventually(lambda: store.stats().queued == 1)
+    with pytest.raises(StoreTimeout):
+        await store.write(handler, ("short", 1), timeout=0.05)
+    assert not long.done()
+    blocker.release.set()
+    await held
+    assert await long == 1
+    assert await store.read(lambda conn: value_of(conn, "short")) is None  # never started
+
+
 async def test_cancelled_write_is_skipped(store: Store) -> None:
     blocker, held = await hold_writer(store)
     handler = Increment()

@@ -32,6 +32,7 @@ from services.runtime.store.errors import (
     is_transient,
     one_line,
 )
+from services.runtime.store.expiry import ExpiryWatch
 from services.runtime.store.ops import BatchHandler, Pending, WriterStats
 from services.runtime.store.writer import GroupCommitWriter
 
@@ -80,6 +81,7 @@ class Store:
         self._lock = threading.Lock()
         self._closing = False
         self._closed = False
+        self._expiry: dict[asyncio.AbstractEventLoop, ExpiryWatch] = {}
 
     @classmethod
     def open(cls, url: str, settings: StoreSettings) -> Store:
@@ -139,7 +141,7 @@ class Store:
         else:
             item = Pending(loop, handler=handler, op=op, deadline=time.monotonic() + timeout, weight=weight)
             self._writer.submit(item)
-            timer = loop.call_later(timeout, _expire, item, timeout, handler.name)
+            timer = self._expiry_watch(loop).watch(item, timeout, handler.name)
         # Awaited here rather than in a shared helper: a coroutine frame more per write shows on the hot path.
         try:
             result: ResT = await item.future
@@ -161,7 +163,7 @@ class Store:
         deadline = None if timeout is None else time.monotonic() + timeout
         item = Pending(loop, fn=fn, deadline=deadline)
         self._writer.submit(item)
-        timer = None if timeout is None else loop.call_later(timeout, _expire, item, timeout, "transaction")
+        timer = None if timeout is None else self._expiry_watch(loop).watch(item, timeout, "transaction")
         try:
             result: T = await item.future
         except asyncio.CancelledError:
@@ -171,6 +173,15 @@ class Store:
             if timer is not None:
                 timer.cancel()
         return result
+
+    def _expiry_watch(self, loop: asyncio.AbstractEventLoop) -> ExpiryWatch:
+        """The timeouts of the writes awaited on `loop` (one watch per event loop using this store)."""
+        watch = self._expiry.get(loop)
+        if watch is None:
+            # A loop that closed with writes still watched never fires again: forget it.
+            self._expiry = {known: w for known, w in self._expiry.items() if not known.is_closed()}
+            watch = self._expiry[loop] = ExpiryWatch(loop)
+        return watch
 
     async def read(self, fn: Callable[[sa.Connection], T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109 - the shared API
         """Runs `fn(conn)` on a read connection in the bounded read pool and returns its result.
@@ -283,18 +294,6 @@ class Store:
             if is_transient(exc):  # e.g. lock_timeout behind another session's lock: no answer in time
                 raise StoreTimeout(f"database read could not proceed: {one_line(exc)}") from exc
             raise
-
-
-def _expire(item: Pending, seconds: float, what: str) -> None:
-    """Fails a queued write that did not finish within `seconds`, and marks it abandoned so it never starts.
-
-    A timer per write rather than an `asyncio.timeout` scope: the scope's enter, exit and task cancellation
-    cost about as much as the rest of a single-item write's bookkeeping on the event loop (profiled: 4 % of a
-    limiter Check's time holding the GIL)."""
-    future = item.future
-    if not future.done():
-        item.abandoned = True
-        future.set_exception(StoreTimeout(f"store {what} did not finish within {seconds:g} s"))
 
 
 async def _within(awaitable: Awaitable[T], seconds: float | None, what: str) -> T:
