@@ -6,7 +6,7 @@
 See DESIGN.md §4 (store) for why writes are batched the way they are.
 """
 
-from services.runtime.store.engine import Dialect, safe_url
+from services.runtime.store.engine import Dialect, driver_connection, safe_url
 from services.runtime.store.errors import StoreTimeout, StoreUnavailable, StoreUrlError
 from services.runtime.store.ops import BatchHandler, HandlerContractError, RefusedOps, WriterStats
 from services.runtime.store.schema import metadata
@@ -22,6 +22,7 @@ __all__ = [
     "StoreUnavailable",
     "StoreUrlError",
     "WriterStats",
+    "driver_connection",
     "metadata",
     "safe_url",
 ]
