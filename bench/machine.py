@@ -19,7 +19,8 @@ _REPO = Path(__file__).resolve().parent.parent
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU, memory, load, Python and package versions, and the git commit measured."""
+    """CPU, memory, load, Python and package versions, and the git commit measured (and whether tracked files
+    differed from it, apart from what the benchmarks write themselves)."""
     return {
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -31,6 +32,7 @@ def machine_info() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "packages": {name: _version(name) for name in _PACKAGES},
         "git_commit": _git_commit(),
+        "git_dirty": git_dirty(),
     }
 
 
@@ -69,3 +71,21 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return done.stdout.strip() or None
+
+
+_WRITTEN_BY_BENCH = (":(exclude)bench/results", ":(exclude)docs/performance.md")
+
+
+def git_dirty(repo: Path = _REPO) -> bool | None:
+    """True when tracked files differ from the commit (the run measured code no commit holds), None without git."""
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_WRITTEN_BY_BENCH],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return bool(done.stdout.strip())

@@ -85,8 +85,9 @@ def _provenance(doc: Mapping[str, Any]) -> str:
     quick = " **quick run: indicative only**" if plan.get("quick") else ""
     load = " ".join(str(value) for value in machine.get("load_average", []))
     load_end = " ".join(str(value) for value in doc.get("load_average_end", []))
+    dirty = " with uncommitted changes" if machine.get("git_dirty") else ""
     return (
-        f"- `{doc['scenario']}`: {doc['timestamp']}, commit {machine.get('git_commit')}, "
+        f"- `{doc['scenario']}`: {doc['timestamp']}, commit {machine.get('git_commit')}{dirty}, "
         f"{machine.get('cpu_model')} × {machine.get('cpus_usable')} usable CPUs, "
         f"load average {load} at start, {load_end} at end; "
         f"median of {plan['runs']} runs × {plan['duration_s']:g} s, {plan['concurrency']} in flight.{quick}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from bench.harness import (
     write_results,
 )
 from bench.loadgen import RunStats, percentile, summarise
+from bench.machine import git_dirty
 from bench.report import BEGIN, END, render_table, update_docs
 from bench.scenarios import available, load
 from bench.scenarios.ceiling import bare_server, health_client
@@ -176,3 +178,37 @@ def test_a_tiny_real_scenario_is_measured_and_written(tmp_path: Path) -> None:
     table = render_table([document])
     assert "| tiny | tiny | - |" in table
     assert "≥ 0.5×" in table
+
+
+def test_a_dirty_tree_is_told_apart_from_what_the_benchmarks_write(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for path in ("code.py", "bench/results/x.json", "docs/performance.md"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("1\n")
+    git("add", ".")
+    git("-c", "user.email=b@x", "-c", "user.name=b", "commit", "-q", "-m", "start")
+    assert git_dirty(tmp_path) is False
+    (tmp_path / "bench/results/x.json").write_text("2\n")  # the benchmarks' own output
+    (tmp_path / "docs/performance.md").write_text("2\n")
+    (tmp_path / "untracked.py").write_text("2\n")
+    assert git_dirty(tmp_path) is False
+    (tmp_path / "code.py").write_text("2\n")
+    assert git_dirty(tmp_path) is True
+    assert git_dirty(tmp_path / "no-such-dir") is None
+
+
+def test_provenance_says_when_the_measured_tree_had_uncommitted_changes() -> None:
+    def doc(dirty: bool) -> dict[str, Any]:
+        return {
+            "scenario": "s",
+            "timestamp": "t",
+            "plan": {"runs": 1, "duration_s": 1.0, "concurrency": 1},
+            "machine": {"git_commit": "abc1234", "git_dirty": dirty},
+            "cases": [],
+        }
+
+    assert "commit abc1234 with uncommitted changes," in render_table([doc(True)])
+    assert "commit abc1234," in render_table([doc(False)])
