@@ -80,7 +80,16 @@ def git_dirty(repo: Path = _REPO) -> bool | None:
     """True when tracked files differ from the commit (the run measured code no commit holds), None without git."""
     try:
         done = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_WRITTEN_BY_BENCH],
+            [
+                "git",
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                *_WRITTEN_BY_BENCH,
+            ],
             cwd=repo,
             capture_output=True,
             text=True,

@@ -16,6 +16,7 @@ Peeks (cost 0) change nothing: they are read after the decisions, from the same 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from services.limiter.decisions import CheckOp, Decision, StaleConfig, Unit, dis
 from services.limiter.statements import DECIDERS, SqlClock, dialect_of, report
 from services.runtime.store import RefusedOps, driver_connection
 from services.runtime.store.clock import NOW_PARAM
+from services.runtime.store.errors import sqlite_error
 
 Slot = tuple[int, int]
 """(op index, unit index) of a unit in the batch."""
@@ -60,7 +62,7 @@ class CheckHandler:
         self._report_sql = {alg: report(self._d, alg) for alg in DECIDERS}
         # SQLite: the two statements of a round go to the driver as they are (sqlite3 takes `:name` parameters):
         # SQLAlchemy's execute costs ~9 µs of GIL-held Python each, about what the rest of a batch of single-item
-        # checks costs per check. Same transaction, same errors (services.runtime.store.errors reads both).
+        # checks costs per check. Same connection and transaction; errors wrapped as SQLAlchemy's.
         self._raw_decide = {
             alg: make(self._d).replace("{now}", clock.snippet) for alg, make in DECIDERS.items()
         }
@@ -170,8 +172,12 @@ class CheckHandler:
             by_key = {(r[0], r[1]): r for r in decided}
             return [by_key.get((r[0], r[1])) for r in rows]
         cursor = driver_connection(conn).cursor()
-        cursor.execute(self._raw_decide[algorithm], {**params, NOW_PARAM: self._clock.now_us(conn)})
-        reported = cursor.execute(report_sql, params).fetchone()[0]
+        decide_sql = self._raw_decide[algorithm]
+        try:
+            cursor.execute(decide_sql, {**params, NOW_PARAM: self._clock.now_us(conn)})
+            reported = cursor.execute(report_sql, params).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, decide_sql) from exc
         aligned: list[Any] = [None] * len(rows)
         for row in json.loads(reported):
             aligned[row[0]] = row  # the report names each row by its position in `rows`

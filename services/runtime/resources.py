@@ -86,6 +86,10 @@ class ResourceManager:
         self._resources: dict[str, _Resource] = {}
         self._listeners: list[Callable[[StateChange], None]] = []
         self._state: ResourceState = "normal"
+        self._severe_count = 0
+        """Registered resources whose state is severe, kept as each state changes: writes are shed as soon as
+        one is measured severe, not only once `measure()` has gone through every resource (a measure may wait
+        on a busy store)."""
         self.measure_failures = 0
         """Measure functions that raised, over all resources."""
 
@@ -104,7 +108,9 @@ class ResourceManager:
 
     def unregister(self, name: str) -> None:
         """Forgets a resource (e.g. a cache that was deleted); unknown names are ignored."""
-        self._resources.pop(name, None)
+        resource = self._resources.pop(name, None)
+        if resource is not None and resource.state == "severe":
+            self._severe_count -= 1
 
     async def measure(self) -> None:
         """Measures every resource once and recomputes the states, telling listeners of each change.
@@ -131,6 +137,8 @@ class ResourceManager:
                         resource.name, resource.state, new, used, resource.bound, used / resource.bound
                     )
                 )
+                if self._resources.get(resource.name) is resource:  # not unregistered while measured
+                    self._severe_count += (new == "severe") - (resource.state == "severe")
                 resource.state = new
         overall = self._overall_change()
         if overall is not None:
@@ -152,7 +160,7 @@ class ResourceManager:
     def check_writes(self, name: str | None = None) -> None:
         """Sheds a write: ResourceExhausted(reason="RESOURCE_SEVERE") when `name` (or, with no name, any
         resource) is severe. RetryInfo says to come back after the next measurement."""
-        if self._state != "severe":  # the overall state is the worst one: no resource is severe
+        if not self._severe_count:  # the usual case, on every write: nothing to look at
             return
         if name is not None:
             resource = self._resources.get(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from fractions import Fraction
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from services.runtime.config import ResourceSettings
 from services.runtime.errors import ResourceExhausted
 from services.runtime.resources import OVERALL, ResourceManager, StateChange
+from tests.harness import eventually
 
 
 class Gauge:
@@ -193,3 +195,27 @@ async def test_unregister_forgets_a_resource() -> None:
     await resources.measure()
     assert overall(resources) == "normal"
     assert resources.usage() == []
+
+
+async def test_writes_are_shed_once_a_resource_is_severe_while_others_are_still_measured() -> None:
+    resources = manager()
+    resources.register("full", 100, Gauge(99))
+    slow_measure_may_finish = asyncio.Event()
+
+    async def slow() -> int:  # e.g. a count that waits on a busy store
+        await slow_measure_may_finish.wait()
+        return 1
+
+    resources.register("slow", 100, slow)
+    measuring = asyncio.ensure_future(resources.measure())
+    await eventually(lambda: resources.usage()[0].state == "severe")
+    with pytest.raises(ResourceExhausted):
+        resources.check_writes()  # before the measurement reached the other resource
+    slow_measure_may_finish.set()
+    await measuring
+    resources.unregister("full")
+    resources.check_writes()  # the severe resource is gone
+    resources.register("full", 100, Gauge(99))
+    await resources.measure()
+    with pytest.raises(ResourceExhausted):
+        resources.check_writes()

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 
 from services.runtime.config import StoreSettings
 from services.runtime.store import Store, StoreUnavailable, StoreUrlError
+from services.runtime.store.engine import SQLITE_BEGIN_OPTION, create_engine
+from services.runtime.store.errors import is_transient
 from services.runtime.store.writer import MAX_RETRIES
 from tests.harness import eventually
 from tests.runtime.storekit import Increment, Now, counters_table, open_store, value_of
@@ -90,6 +92,26 @@ async def test_sqlite_writer_takes_the_write_lock_at_begin(sqlite_url: str) -> N
     finally:
         other.close()
         await store.close()
+
+
+def test_a_begin_refused_by_a_locked_file_is_sqlalchemys_error(sqlite_url: str) -> None:
+    """BEGIN goes to the driver directly; its failure must still be SQLAlchemy's error (callers such as
+    `foundation migrate` catch those), classified as transient."""
+    path = sa.make_url(sqlite_url).database
+    assert path is not None
+    engine, _ = create_engine(sqlite_url, StoreSettings.model_validate({"statement_timeout_ms": 50}))
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        with engine.connect() as conn:
+            immediate = conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            with pytest.raises(sa.exc.OperationalError, match="locked") as refused:
+                immediate.begin()
+        assert "BEGIN IMMEDIATE" in str(refused.value)
+        assert is_transient(refused.value)
+    finally:
+        other.close()
+        engine.dispose()
 
 
 async def test_two_replicas_on_one_database_lose_no_increment(db_url: str) -> None:

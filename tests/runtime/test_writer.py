@@ -288,6 +288,36 @@ async def test_writes_from_several_event_loops(store: Store) -> None:
     assert sorted(v for values in results.values() for v in values) == list(range(1, 151))
 
 
+async def test_timeouts_hold_on_every_event_loop_and_closed_loops_are_forgotten(store: Store) -> None:
+    blocker, held = await hold_writer(store)
+    handler = Increment()
+    outcomes: dict[int, str] = {}
+
+    def in_own_loop(n: int) -> None:
+        async def main() -> str:
+            try:
+                await store.write(handler, (f"loop-{n}", 1), timeout=0.05)
+            except StoreTimeout:
+                return "timed out"
+            return "written"
+
+        outcomes[n] = asyncio.run(main())
+
+    threads = [threading.Thread(target=in_own_loop, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        await asyncio.to_thread(thread.join, 30)
+    assert outcomes == {0: "timed out", 1: "timed out", 2: "timed out"}  # each by its own loop's timer
+    with pytest.raises(StoreTimeout, match=r"store transaction did not finish within 0.05 s"):
+        await store.transaction(lambda conn: conn.exec_driver_sql("SELECT 1").scalar(), timeout=0.05)
+    assert all(not loop.is_closed() for loop in store._expiry)  # the threads' closed loops were dropped
+    blocker.release.set()
+    await held
+    assert await store.write(handler, ("after", 1), timeout=5) == 1
+    assert handler.calls == [1]  # none of the timed-out writes ran
+
+
 async def test_read_timeout_and_results(store: Store) -> None:
     assert await store.read(lambda conn: conn.execute(sa.text("SELECT 41 + 1")).scalar()) == 42
     gate = threading.Event()

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from services.runtime.config import StoreSettings
 from services.runtime.store.checkpoint import WAL_BACKSTOP_PAGES, WAL_SIZE_LIMIT_BYTES
-from services.runtime.store.errors import StoreUnavailable, StoreUrlError
+from services.runtime.store.errors import StoreUnavailable, StoreUrlError, sqlite_error
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -166,8 +166,12 @@ def _install_sqlite_hooks(
         if mode not in _SQLITE_BEGIN_MODES:
             raise ValueError(f"{SQLITE_BEGIN_OPTION} must be one of {sorted(_SQLITE_BEGIN_MODES)}")
         # Straight to the driver: every write batch begins here, and SQLAlchemy's execute costs ~9 µs of
-        # GIL-held Python (its errors are the driver's, wrapped by SQLAlchemy's begin all the same).
-        driver_connection(conn).execute(f"BEGIN {mode}")
+        # GIL-held Python. Its errors are wrapped as SQLAlchemy's (its begin event does not wrap them).
+        statement = f"BEGIN {mode}"
+        try:
+            driver_connection(conn).execute(statement)
+        except sqlite3.Error as exc:
+            raise sqlite_error(exc, statement) from exc
 
 
 def _enable_wal(cursor: Any, *, deadline: float) -> None:

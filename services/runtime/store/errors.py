@@ -52,6 +52,12 @@ def _sqlstate(exc: BaseException) -> str | None:
     return state if isinstance(state, str) else None
 
 
+def sqlite_error(exc: sqlite3.Error, statement: str) -> sa.exc.StatementError:
+    """A driver error of a statement run on the sqlite3 connection itself (`driver_connection`) as the
+    exception SQLAlchemy would have raised for it, so every caller catching SQLAlchemy's errors still does."""
+    return sa.exc.DBAPIError.instance(statement, None, exc, sqlite3.Error)
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when rolling back and running the same transaction again may well succeed."""
     state = _sqlstate(exc)

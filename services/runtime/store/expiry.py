@@ -20,11 +20,13 @@ from services.runtime.store.errors import StoreTimeout
 from services.runtime.store.ops import Pending
 
 
-def expire(item: Pending, seconds: float, what: str) -> None:
-    """Fails a write that did not finish within `seconds` and marks it abandoned, so it never starts."""
+def expire(item: Pending, seconds: float, handler: str | None) -> None:
+    """Fails a write that did not finish within `seconds` and marks it abandoned, so it never starts.
+    `handler` names the batch handler of a `Store.write`; None stands for a `Store.transaction`."""
     future = item.future
     if not future.done():
         item.abandoned = True
+        what = "transaction" if handler is None else f"write ({handler})"
         future.set_exception(StoreTimeout(f"store {what} did not finish within {seconds:g} s"))
 
 
@@ -35,8 +37,8 @@ class ExpiryWatch:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._watched: deque[tuple[float, Pending, float, str]] = deque()
-        """(deadline in loop.time(), write, its timeout in seconds, what it is), in deadline order."""
+        self._watched: deque[tuple[float, Pending, float, str | None]] = deque()
+        """(deadline in loop.time(), write, its timeout in seconds, its handler), in deadline order."""
         self._timer: asyncio.TimerHandle | None = None
 
     @property
@@ -44,18 +46,24 @@ class ExpiryWatch:
         """The event loop whose writes this watches."""
         return self._loop
 
-    def watch(self, item: Pending, seconds: float, what: str) -> asyncio.TimerHandle | None:
-        """Fails `item` with StoreTimeout unless it is done within `seconds`. Returns the timer the caller must
-        cancel once the write is done, or None when the shared timer covers it (nothing to cancel)."""
-        deadline = self._loop.time() + seconds
+    def watch(self, item: Pending, seconds: float, handler: str | None) -> asyncio.TimerHandle | None:
+        """Fails `item` with StoreTimeout unless it is done within `seconds` (see `expire`). Returns the timer
+        the caller must cancel once the write is done, or None when the shared timer covers it."""
+        loop = self._loop
+        deadline = loop.time() + seconds
         watched = self._watched
+        while watched and watched[-1][1].future.done():  # a finished write sets no order for the next ones
+            watched.pop()
         if watched and deadline < watched[-1][0]:
-            return self._loop.call_later(seconds, expire, item, seconds, what)
+            return loop.call_later(seconds, expire, item, seconds, handler)
         while watched and watched[0][1].future.done():
             watched.popleft()
-        watched.append((deadline, item, seconds, what))
-        if self._timer is None:
-            self._timer = self._loop.call_at(deadline, self._fire)
+        watched.append((deadline, item, seconds, handler))
+        timer = self._timer
+        if timer is None or deadline < timer.when():  # none, or armed for writes that finished since
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._fire)
         return None
 
     def __len__(self) -> int:
@@ -66,10 +74,10 @@ class ExpiryWatch:
         watched = self._watched
         now = self._loop.time()
         while watched:
-            deadline, item, seconds, what = watched[0]
+            deadline, item, seconds, handler = watched[0]
             if not item.future.done():
                 if deadline > now:
                     self._timer = self._loop.call_at(deadline, self._fire)
                     return
-                expire(item, seconds, what)
+                expire(item, seconds, handler)
             watched.popleft()

@@ -163,7 +163,7 @@ class Store:
         deadline = None if timeout is None else time.monotonic() + timeout
         item = Pending(loop, fn=fn, deadline=deadline)
         self._writer.submit(item)
-        timer = None if timeout is None else self._expiry_watch(loop).watch(item, timeout, "transaction")
+        timer = None if timeout is None else self._expiry_watch(loop).watch(item, timeout, None)
         try:
             result: T = await item.future
         except asyncio.CancelledError:
@@ -178,7 +178,9 @@ class Store:
         """The timeouts of the writes awaited on `loop` (one watch per event loop using this store)."""
         watch = self._expiry.get(loop)
         if watch is None:
-            # A loop that closed with writes still watched never fires again: forget it.
+            # A loop that closed with writes still watched never fires again: it is forgotten here, when
+            # another loop comes (no lock: loops of two threads arriving at once may drop each other's watch
+            # from the dict, which only costs a new watch, and its timer, on the next write).
             self._expiry = {known: w for known, w in self._expiry.items() if not known.is_closed()}
             watch = self._expiry[loop] = ExpiryWatch(loop)
         return watch
