@@ -134,23 +134,9 @@ class Store:
         down or store closing → StoreUnavailable; an error of this op alone is raised as it is.
         """
         loop = asyncio.get_running_loop()
-        if timeout is None:
-            item = Pending(loop, handler=handler, op=op, weight=weight)
-            self._writer.submit(item)
-            timer = None
-        else:
-            item = Pending(loop, handler=handler, op=op, deadline=time.monotonic() + timeout, weight=weight)
-            self._writer.submit(item)
-            timer = self._expiry_watch(loop).watch(item, timeout, handler.name)
-        # Awaited here rather than in a shared helper: a coroutine frame more per write shows on the hot path.
-        try:
-            result: ResT = await item.future
-        except asyncio.CancelledError:
-            item.abandoned = True
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        item = Pending(loop, handler=handler, op=op, deadline=deadline, weight=weight)
+        result: ResT = await self._queued(item, timeout, handler.name)
         return result
 
     async def transaction(self, fn: Callable[[sa.Connection], T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109 - the shared API
@@ -161,18 +147,21 @@ class Store:
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else time.monotonic() + timeout
-        item = Pending(loop, fn=fn, deadline=deadline)
+        result: T = await self._queued(Pending(loop, fn=fn, deadline=deadline), timeout, None)
+        return result
+
+    async def _queued(self, item: Pending, timeout: float | None, handler: str | None) -> Any:  # noqa: ASYNC109
+        """Queues `item` for the writer and waits for its result, at most `timeout` seconds (see `write`)."""
         self._writer.submit(item)
-        timer = None if timeout is None else self._expiry_watch(loop).watch(item, timeout, None)
+        timer = None if timeout is None else self._expiry_watch(item.loop).watch(item, timeout, handler)
         try:
-            result: T = await item.future
+            return await item.future
         except asyncio.CancelledError:
             item.abandoned = True
             raise
         finally:
             if timer is not None:
                 timer.cancel()
-        return result
 
     def _expiry_watch(self, loop: asyncio.AbstractEventLoop) -> ExpiryWatch:
         """The timeouts of the writes awaited on `loop` (one watch per event loop using this store)."""
