@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from typing import Generic, TypeVar
 
 from services.limiter.algorithms import View, ceil_div
 
 MICROS = 1_000_000
+
+H = TypeVar("H")
 
 
 def seconds_up(micros: int) -> int:
@@ -46,9 +49,35 @@ def for_item(limiter_id: str, period_us: int, view: View, allowed: bool) -> dict
     return headers
 
 
-def most_restrictive(items: Sequence[tuple[bool, View, Mapping[str, str]]]) -> Mapping[str, str]:
-    """The headers of the whole request: the denied item that waits longest, else the least remaining."""
-    denied = [item for item in items if not item[0]]
-    if denied:
-        return max(denied, key=lambda item: item[1].retry_after_us)[2]
-    return min(items, key=lambda item: item[1].remaining)[2] if items else {}
+class MostRestrictive(Generic[H]):
+    """Chooses a request's headers among its items' as they are decided: the denial that waits longest, else
+    the item with the least remaining; the first one on ties."""
+
+    __slots__ = ("_denied", "_rank", "chosen")
+
+    def __init__(self) -> None:
+        self.chosen: H | None = None
+        """The headers chosen so far (None before the first offer)."""
+        self._denied = False
+        self._rank = 0
+
+    @property
+    def denied(self) -> bool:
+        """Whether the chosen headers are a denial's."""
+        return self._denied
+
+    def offer(self, allowed: bool, view: View, item_headers: H) -> None:
+        """Considers one item's headers."""
+        if allowed:
+            if not self._denied and (self.chosen is None or view.remaining < self._rank):
+                self.chosen, self._rank = item_headers, view.remaining
+        elif not self._denied or view.retry_after_us > self._rank:
+            self.chosen, self._rank, self._denied = item_headers, view.retry_after_us, True
+
+
+def most_restrictive(items: Iterable[tuple[bool, View, Mapping[str, str]]]) -> Mapping[str, str]:
+    """The headers of the whole request (see MostRestrictive); empty for no items."""
+    chooser: MostRestrictive[Mapping[str, str]] = MostRestrictive()
+    for allowed, view, item_headers in items:
+        chooser.offer(allowed, view, item_headers)
+    return chooser.chosen if chooser.chosen is not None else {}

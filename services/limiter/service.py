@@ -168,8 +168,9 @@ class Limiters:
                 self._ctx.resources.check_writes()
             op = CheckOp(units, atomic=all_or_nothing and len(units) > 1, dry_run=dry_run)
             try:
-                write = self._store.write(self._checker, op, timeout=_left(until), weight=len(units))
-                decisions = await write
+                decisions = await self._store.write(
+                    self._checker, op, timeout=_left(until), weight=len(units)
+                )
             except StaleConfig as stale:
                 # Rolled back whole (services.limiter.batch): nothing of this attempt consumed.
                 self._stale.inc()
@@ -355,7 +356,7 @@ def _units(items: Sequence[Item], configs: dict[str, LimiterConfig]) -> tuple[li
         limiter_id, cost = item.limiter_id, item.cost
         config = configs[limiter_id]
         algorithm = config.algorithm
-        if cost > (config.burst if algorithm is Algorithm.GCRA else config.limit):  # LimiterConfig.capacity
+        if cost > config.capacity:
             over.add(limiter_id)
         lease_id = ""
         if cost > 0:

@@ -134,15 +134,13 @@ class LimiterServicer(limiter_pb2_grpc.LimiterServiceServicer):  # type: ignore[
         outcomes = await self._limiters.check(items, all_or_nothing=all_or_nothing, dry_run=request.dry_run)
         # The hot path of every check (one item or a thousand): results are added in place (building them apart
         # and passing the list copies each one) and filled field by field, fields left at their defaults are not
-        # set at all, and the request's headers are the most restrictive item's (headers.most_restrictive: the
-        # denial that waits longest, else the least remaining; the first on ties), chosen in the same loop.
+        # set at all, and the request's headers are chosen as the items are filled in.
         response = limiter_pb2.CheckResponse()
         add_result = response.results.add
         policy, state = headers.policy, headers.state
+        chooser: headers.MostRestrictive[tuple[str, str, str]] = headers.MostRestrictive()
+        offer = chooser.offer
         all_allowed = True
-        chosen: tuple[str, str, str] | None = None
-        chosen_denied = False
-        chosen_rank = 0
         for outcome in outcomes:
             view, config = outcome.view, outcome.config
             allowed = outcome.allowed
@@ -156,22 +154,20 @@ class LimiterServicer(limiter_pb2_grpc.LimiterServiceServicer):  # type: ignore[
             item_headers = result.headers
             item_policy = item_headers["RateLimit-Policy"] = policy(config.id, view.limit, config.period_us)
             item_state = item_headers["RateLimit"] = state(config.id, view)
-            if allowed:
-                if not chosen_denied and (chosen is None or view.remaining < chosen_rank):
-                    chosen, chosen_rank = (item_policy, item_state, ""), view.remaining
-                continue
-            all_allowed = False
-            _set_duration(result.retry_after, ceil_div(view.retry_after_us, 1000) * 1000)
-            item_retry = item_headers["Retry-After"] = headers.retry_after(view)
-            if not chosen_denied or view.retry_after_us > chosen_rank:
-                chosen, chosen_rank = (item_policy, item_state, item_retry), view.retry_after_us
-                chosen_denied = True
+            item_retry = ""
+            if not allowed:
+                all_allowed = False
+                _set_duration(result.retry_after, ceil_div(view.retry_after_us, 1000) * 1000)
+                item_retry = item_headers["Retry-After"] = headers.retry_after(view)
+            offer(allowed, view, (item_policy, item_state, item_retry))
         response.allowed = all_allowed
-        if chosen is not None:
+        if chooser.chosen is not None:
+            chosen_policy, chosen_state, chosen_retry = chooser.chosen
             response_headers = response.headers
-            response_headers["RateLimit-Policy"], response_headers["RateLimit"] = chosen[0], chosen[1]
-            if chosen_denied:
-                response_headers["Retry-After"] = chosen[2]
+            response_headers["RateLimit-Policy"] = chosen_policy
+            response_headers["RateLimit"] = chosen_state
+            if chooser.denied:
+                response_headers["Retry-After"] = chosen_retry
         return response
 
     async def GetStatus(

@@ -41,11 +41,6 @@ class ExpiryWatch:
         """(deadline in loop.time(), write, its timeout in seconds, its handler), in deadline order."""
         self._timer: asyncio.TimerHandle | None = None
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop whose writes this watches."""
-        return self._loop
-
     def watch(self, item: Pending, seconds: float, handler: str | None) -> asyncio.TimerHandle | None:
         """Fails `item` with StoreTimeout unless it is done within `seconds` (see `expire`). Returns the timer
         the caller must cancel once the write is done, or None when the shared timer covers it."""
